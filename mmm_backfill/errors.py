@@ -1,0 +1,104 @@
+"""The error hierarchy: callers decide retry or dead-letter by the type, never by the message."""
+
+
+class BackfillError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    #: Short stable name used as the dead-letter reason and as a metrics label.
+    reason = "error"
+
+
+class PermanentError(BackfillError):
+    """Retrying cannot help: the input itself is wrong. Dead-letter it."""
+
+    reason = "permanent"
+
+
+class TransientError(BackfillError):
+    """The environment failed (network, quota, server). Retrying later may succeed."""
+
+    reason = "transient"
+
+
+class InvalidRunPath(PermanentError):
+    """A path does not follow ``robyn/{revision}/{country}/{timestamp}``."""
+
+    reason = "invalid_run_path"
+
+
+class InvalidMessage(PermanentError):
+    """A queue message is not a valid request or event of a known schema version."""
+
+    reason = "invalid_message"
+
+
+class MissingRunFile(PermanentError):
+    """A run lacks a file it must have (``OutputCollect.RDS``)."""
+
+    reason = "missing_run_file"
+
+
+class RdsError(PermanentError):
+    """Base for every problem with an RDS file's bytes or content."""
+
+    reason = "rds_error"
+
+
+class RdsTooLarge(RdsError):
+    """The file, or its decompressed stream, exceeds the configured limit."""
+
+    reason = "rds_too_large"
+
+
+class NotRds(RdsError):
+    """The bytes are not an RDS file (no known compression or serialization header)."""
+
+    reason = "not_rds"
+
+
+class RdsTruncated(RdsError):
+    """The file ends before its compressed or serialized stream does."""
+
+    reason = "rds_truncated"
+
+
+class RdsCorrupt(RdsError):
+    """The stream is damaged: bad compressed data or a serialization R cannot read."""
+
+    reason = "rds_corrupt"
+
+
+class WrongObject(RdsError):
+    """The RDS holds a readable object of the wrong kind (not a Robyn output)."""
+
+    reason = "wrong_object"
+
+
+class UnsafeObject(WrongObject):
+    """Code-carrying R objects (closure, environment, promise...) stand where data belongs."""
+
+    reason = "unsafe_object"
+
+
+class MissingColumn(RdsError):
+    """``resultHypParam`` lacks a column the summary needs."""
+
+    reason = "missing_column"
+
+
+class WrongColumnType(RdsError):
+    """A needed column exists but holds the wrong type of data."""
+
+    reason = "wrong_column_type"
+
+
+class EmptyModels(RdsError):
+    """``resultHypParam`` has no rows: there is no model to summarise."""
+
+    reason = "empty_models"
+
+
+class InvalidRunFile(PermanentError):
+    """``best_model_id.txt`` or ``timings.csv`` cannot be read as text of the expected form."""
+
+    reason = "invalid_run_file"
