@@ -1,0 +1,1 @@
+"""Aggregator role: rebuild each country's summary file from its runs' summaries."""
