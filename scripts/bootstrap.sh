@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install what mmm-backfill needs on a fresh Debian 12 machine (run as root): R from Debian,
+# a virtualenv in .venv with the package and its test tools. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v Rscript >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends r-base-core >/dev/null
+fi
+if ! command -v java >/dev/null 2>&1 || ! command -v gcloud >/dev/null 2>&1; then
+  echo "note: the Pub/Sub emulator needs gcloud (with the beta and pubsub-emulator components) and Java" >&2
+fi
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[test]'
