@@ -74,5 +74,175 @@ def summarize(settings: Settings, run_dir, output_collect, input_collect, countr
         sys.exit(1)
 
 
+def _settings(settings: Settings, **overrides: Any) -> Settings:
+    return settings.replace(**overrides)
+
+
+def _storage(settings: Settings):  # noqa: ANN202
+    from mmm_backfill.storage import Storage
+
+    return Storage(settings.project, settings.bucket)
+
+
+def _bus(settings: Settings):  # noqa: ANN202
+    from mmm_backfill.bus import Bus
+
+    return Bus(settings.project)
+
+
+project_option = click.option("--project", help="Google Cloud project [env MMM_BACKFILL_PROJECT].")
+bucket_option = click.option("--bucket", help="Bucket holding robyn/ runs [env MMM_BACKFILL_BUCKET].")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+revision_option = click.option("--revision", help="Only this revision.")
+country_option = click.option("--country", help="Only this country.")
+
+
+@cli.command()
+@project_option
+@bucket_option
+@json_option
+@click.pass_obj
+def setup(settings: Settings, project, bucket, as_json) -> None:
+    """Create topics, subscriptions (and the bucket on the emulator). Idempotent."""
+    from mmm_backfill.render import render
+    from mmm_backfill.topology import SetupReport, setup_topology
+
+    settings = _settings(settings, project=project, bucket=bucket)
+    bus = _bus(settings)
+    try:
+        render(SetupReport(setup_topology(settings, bus, _storage(settings))), as_json)
+    finally:
+        bus.close()
+
+
+@cli.command()
+@project_option
+@bucket_option
+@revision_option
+@country_option
+@click.option("--dry-run", is_flag=True, help="Count and list, publish nothing.")
+@click.option("--limit", type=click.IntRange(min=1), help="Enqueue at most N runs.")
+@json_option
+@click.pass_obj
+def enqueue(settings: Settings, project, bucket, revision, country, dry_run, limit, as_json) -> None:
+    """Publish one summary request per run that lacks a model_summary.json."""
+    from producer.enqueue import enqueue as run_enqueue
+
+    from mmm_backfill.render import render
+
+    settings = _settings(settings, project=project, bucket=bucket)
+    bus = None if dry_run else _bus(settings)
+    try:
+        report = run_enqueue(
+            settings,
+            _storage(settings),
+            bus,
+            revision=revision,
+            country=country,
+            limit=limit,
+            dry_run=dry_run,
+            show_progress=not as_json,
+        )
+    except BackfillError as exc:
+        _fail(exc)
+    finally:
+        if bus is not None:
+            bus.close()
+    render(report, as_json)
+
+
+@cli.command()
+@project_option
+@bucket_option
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes, each with its own embedded R and one run at a time.",
+)
+@click.option("--metrics-port", type=click.IntRange(min=0), help="Serve /healthz, /readyz, /metrics here (0: off).")
+@click.pass_obj
+def worker(settings: Settings, project, bucket, processes, metrics_port) -> None:
+    """Consume summary requests until SIGTERM/SIGINT."""
+    from worker.pool import run_pool
+
+    sys.exit(run_pool(_settings(settings, project=project, bucket=bucket, metrics_port=metrics_port), processes))
+
+
+@cli.command()
+@project_option
+@bucket_option
+@click.option("--metrics-port", type=click.IntRange(min=0), help="Serve /healthz, /readyz, /metrics here (0: off).")
+@click.pass_obj
+def aggregator(settings: Settings, project, bucket, metrics_port) -> None:
+    """Consume completion events and rebuild country files until SIGTERM/SIGINT."""
+    from aggregator.service import run_aggregator
+
+    sys.exit(run_aggregator(_settings(settings, project=project, bucket=bucket, metrics_port=metrics_port)))
+
+
+@cli.command()
+@project_option
+@bucket_option
+@country_option
+@json_option
+@click.pass_obj
+def aggregate(settings: Settings, project, bucket, country, as_json) -> None:
+    """Rebuild country files once (all countries, or --country), then exit."""
+    from aggregator.rebuild import aggregate as run_aggregate
+
+    from mmm_backfill.render import render
+
+    settings = _settings(settings, project=project, bucket=bucket)
+    try:
+        render(run_aggregate(settings, _storage(settings), country=country), as_json)
+    except BackfillError as exc:
+        _fail(exc)
+
+
+@cli.command()
+@project_option
+@bucket_option
+@click.option("--limit", type=click.IntRange(min=1), help="Replay at most N dead letters.")
+@country_option
+@revision_option
+@click.option("--dry-run", is_flag=True, help="Show the dead letters and their reasons; replay nothing.")
+@json_option
+@click.pass_obj
+def replay(settings: Settings, project, bucket, limit, country, revision, dry_run, as_json) -> None:
+    """Republish dead-lettered requests (acked only once the republish is confirmed)."""
+    from producer.replay import replay as run_replay
+
+    from mmm_backfill.render import render
+
+    settings = _settings(settings, project=project, bucket=bucket)
+    bus = _bus(settings)
+    try:
+        render(run_replay(settings, bus, limit=limit, country=country, revision=revision, dry_run=dry_run), as_json)
+    finally:
+        bus.close()
+
+
+@cli.command()
+@project_option
+@bucket_option
+@revision_option
+@country_option
+@json_option
+@click.pass_obj
+def status(settings: Settings, project, bucket, revision, country, as_json) -> None:
+    """Coverage per revision and country, and the freshness of country files."""
+    from producer.status import coverage
+
+    from mmm_backfill.render import render
+
+    settings = _settings(settings, project=project, bucket=bucket)
+    try:
+        render(coverage(settings, _storage(settings), revision=revision, country=country), as_json)
+    except BackfillError as exc:
+        _fail(exc)
+
+
 def main() -> None:
     cli(prog_name="mmm-backfill")

@@ -38,6 +38,7 @@ class Settings:
     event_topic / event_subscription: completion events and the aggregator's subscription.
     max_delivery_attempts: deliveries before Pub/Sub dead-letters a request (5-100).
     ack_deadline_seconds: initial lease of a request; the client extends it while a run is in work.
+    retry_min_backoff_seconds / retry_max_backoff_seconds: Pub/Sub's redelivery backoff after a nack.
     max_rds_bytes / max_rds_serialized_bytes: cost bounds for one RDS file (bytes on disk, decompressed).
     coalesce_seconds: how long the aggregator gathers events for a country before rebuilding it.
     metrics_port: port of ``/healthz``, ``/readyz`` and ``/metrics`` (0 disables the server).
@@ -54,6 +55,8 @@ class Settings:
     event_subscription: str = "summary-events-aggregator"
     max_delivery_attempts: int = 5
     ack_deadline_seconds: int = 600
+    retry_min_backoff_seconds: int = 10
+    retry_max_backoff_seconds: int = 600
     max_rds_bytes: int = RdsLimits.max_file_bytes
     max_rds_serialized_bytes: int = RdsLimits.max_serialized_bytes
     coalesce_seconds: float = 2.0

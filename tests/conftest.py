@@ -64,3 +64,81 @@ def run_r(tmp_path_factory: pytest.TempPathFactory):
         subprocess.run([rscript, "--vanilla", "-e", code], check=True, capture_output=True)
 
     return run
+
+
+# -- real emulators -----------------------------------------------------------------------------
+
+import itertools  # noqa: E402
+import uuid  # noqa: E402
+
+from mmm_backfill.config import Settings  # noqa: E402
+from mmm_backfill.emulators import FakeGcs, PubSubEmulator  # noqa: E402
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator(tmp_path_factory):
+    """Google's Pub/Sub emulator on a free port for the whole session."""
+    with PubSubEmulator("mmm-test", workdir=str(tmp_path_factory.mktemp("pubsub"))) as emulator:
+        os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host
+        yield emulator
+        os.environ.pop("PUBSUB_EMULATOR_HOST", None)
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(tmp_path_factory):
+    """fake-gcs-server on a free port for the whole session."""
+    with FakeGcs(workdir=str(tmp_path_factory.mktemp("gcs"))) as server:
+        os.environ["STORAGE_EMULATOR_HOST"] = server.url
+        yield server
+        os.environ.pop("STORAGE_EMULATOR_HOST", None)
+
+
+@pytest.fixture
+def settings(pubsub_emulator, gcs_emulator) -> Settings:
+    """Settings isolated per test: their own project (topics) and bucket, fast redelivery."""
+    n = next(_counter)
+    return Settings(
+        project=f"test-{n}-{uuid.uuid4().hex[:6]}",
+        bucket=f"bucket-{n}-{uuid.uuid4().hex[:6]}",
+        ack_deadline_seconds=30,
+        retry_min_backoff_seconds=1,
+        retry_max_backoff_seconds=2,
+        coalesce_seconds=0.5,
+    )
+
+
+@pytest.fixture
+def emulator_env(pubsub_emulator, gcs_emulator) -> dict[str, str]:
+    """Environment for CLI subprocesses that must reach the emulators."""
+    env = dict(os.environ)
+    env["PUBSUB_EMULATOR_HOST"] = pubsub_emulator.host
+    env["STORAGE_EMULATOR_HOST"] = gcs_emulator.url
+    return env
+
+
+@pytest.fixture
+def bus(settings):
+    from mmm_backfill.bus import Bus
+
+    b = Bus(settings.project)
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def storage(settings):
+    from mmm_backfill.storage import Storage
+
+    s = Storage(settings.project, settings.bucket)
+    s.ensure_bucket()
+    return s
+
+
+@pytest.fixture
+def topology(settings, bus, storage):
+    """Topics, subscriptions and bucket of ``settings``, created by ``setup``."""
+    from mmm_backfill.topology import setup_topology
+
+    return setup_topology(settings, bus, storage)

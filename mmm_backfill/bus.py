@@ -1,0 +1,204 @@
+"""Message bus on Google Cloud Pub/Sub: the only module that imports google-cloud-pubsub.
+
+``PUBSUB_EMULATOR_HOST`` makes the client talk to the emulator. gRPC is not fork-safe: build a
+Bus in each process after any fork (worker processes are spawned, not forked).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from concurrent import futures
+from dataclasses import dataclass, field
+
+from google.api_core import exceptions as gexc
+from google.cloud import pubsub_v1
+from google.protobuf import duration_pb2
+
+from mmm_backfill.retry import transient_retry
+
+log = logging.getLogger(__name__)
+
+#: Publisher batching: up to this many messages or bytes per request, or this delay in seconds.
+BATCH_MAX_MESSAGES = 500
+BATCH_MAX_BYTES = 4 * 1024 * 1024
+BATCH_MAX_LATENCY = 0.05
+#: Seconds to wait for one publish confirmation.
+PUBLISH_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Received:
+    """A message pulled synchronously (replay): its body, attributes and ack id."""
+
+    ack_id: str
+    message_id: str
+    data: bytes
+    attributes: dict[str, str] = field(default_factory=dict)
+    delivery_attempt: int = 0
+
+
+class Bus:
+    """Publish, subscribe, pull and manage topics/subscriptions of one project."""
+
+    def __init__(self, project: str) -> None:
+        self.project = project
+        self.publisher = pubsub_v1.PublisherClient(
+            batch_settings=pubsub_v1.types.BatchSettings(
+                max_messages=BATCH_MAX_MESSAGES, max_bytes=BATCH_MAX_BYTES, max_latency=BATCH_MAX_LATENCY
+            )
+        )
+        self.subscriber = pubsub_v1.SubscriberClient()
+
+    def topic_path(self, topic: str) -> str:
+        return self.publisher.topic_path(self.project, topic)
+
+    def subscription_path(self, subscription: str) -> str:
+        return self.subscriber.subscription_path(self.project, subscription)
+
+    # -- publishing -----------------------------------------------------------------------------
+
+    def publish(self, topic: str, data: bytes, attributes: dict[str, str] | None = None) -> futures.Future:
+        """Queue one message for batched publishing; the future resolves to its message id."""
+        return self.publisher.publish(self.topic_path(topic), data, **(attributes or {}))
+
+    def publish_and_wait(self, topic: str, data: bytes, attributes: dict[str, str] | None = None) -> str:
+        """Publish one message and return its id once the server confirmed it."""
+        return self.publish(topic, data, attributes).result(timeout=PUBLISH_TIMEOUT)
+
+    def publish_many(
+        self,
+        topic: str,
+        messages: Iterable[tuple[bytes, dict[str, str]]],
+        on_confirmed: Callable[[int], None] | None = None,
+    ) -> list[str]:
+        """Publish all ``messages`` in batches and wait until every one is confirmed.
+
+        ``on_confirmed(n)`` is called as confirmations arrive (for progress). Raises the first
+        publish error after all futures settled, so a caller knows nothing was silently dropped.
+        """
+        pending = [self.publish(topic, data, attrs) for data, attrs in messages]
+        ids: list[str] = []
+        errors: list[BaseException] = []
+        for future in futures.as_completed(pending, timeout=PUBLISH_TIMEOUT * max(1, len(pending) // 1000)):
+            try:
+                ids.append(future.result())
+            except Exception as exc:  # noqa: BLE001 - collected and re-raised below
+                errors.append(exc)
+            if on_confirmed:
+                on_confirmed(1)
+        if errors:
+            raise errors[0]
+        return ids
+
+    # -- consuming ------------------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        subscription: str,
+        callback: Callable[[pubsub_v1.subscriber.message.Message], None],
+        max_messages: int,
+        executor: futures.ThreadPoolExecutor | None = None,
+        max_lease_seconds: int = 3600,
+    ) -> pubsub_v1.subscriber.futures.StreamingPullFuture:
+        """Streaming pull with flow control: at most ``max_messages`` outstanding at once.
+
+        The client extends leases of outstanding messages automatically, up to
+        ``max_lease_seconds``.
+        """
+        flow = pubsub_v1.types.FlowControl(max_messages=max_messages, max_lease_duration=max_lease_seconds)
+        scheduler = pubsub_v1.subscriber.scheduler.ThreadScheduler(executor) if executor else None
+        return self.subscriber.subscribe(
+            self.subscription_path(subscription), callback=callback, flow_control=flow, scheduler=scheduler
+        )
+
+    @transient_retry
+    def pull(self, subscription: str, max_messages: int, timeout: float = 10.0) -> list[Received]:
+        """Synchronously pull up to ``max_messages`` (fewer, or none, when the backlog is short)."""
+        response = self.subscriber.pull(
+            request={"subscription": self.subscription_path(subscription), "max_messages": max_messages},
+            timeout=timeout,
+        )
+        return [
+            Received(
+                ack_id=m.ack_id,
+                message_id=m.message.message_id,
+                data=bytes(m.message.data),
+                attributes=dict(m.message.attributes),
+                delivery_attempt=m.delivery_attempt,
+            )
+            for m in response.received_messages
+        ]
+
+    @transient_retry
+    def ack(self, subscription: str, ack_ids: list[str]) -> None:
+        if ack_ids:
+            self.subscriber.acknowledge(
+                request={"subscription": self.subscription_path(subscription), "ack_ids": ack_ids}
+            )
+
+    @transient_retry
+    def nack(self, subscription: str, ack_ids: list[str]) -> None:
+        """Make messages available again at once (deadline 0)."""
+        if ack_ids:
+            self.subscriber.modify_ack_deadline(
+                request={
+                    "subscription": self.subscription_path(subscription),
+                    "ack_ids": ack_ids,
+                    "ack_deadline_seconds": 0,
+                }
+            )
+
+    # -- topology -------------------------------------------------------------------------------
+
+    @transient_retry
+    def ensure_topic(self, topic: str) -> bool:
+        """Create ``topic`` if missing; True when created."""
+        try:
+            self.publisher.create_topic(request={"name": self.topic_path(topic)})
+            return True
+        except gexc.AlreadyExists:
+            return False
+
+    @transient_retry
+    def ensure_subscription(
+        self,
+        subscription: str,
+        topic: str,
+        ack_deadline_seconds: int = 60,
+        dead_letter_topic: str | None = None,
+        max_delivery_attempts: int = 5,
+        min_backoff_seconds: int = 10,
+        max_backoff_seconds: int = 600,
+    ) -> bool:
+        """Create ``subscription`` on ``topic`` if missing (with dead-letter and retry policies)."""
+        request: dict = {
+            "name": self.subscription_path(subscription),
+            "topic": self.topic_path(topic),
+            "ack_deadline_seconds": ack_deadline_seconds,
+            "retry_policy": {
+                "minimum_backoff": duration_pb2.Duration(seconds=min_backoff_seconds),
+                "maximum_backoff": duration_pb2.Duration(seconds=max_backoff_seconds),
+            },
+        }
+        if dead_letter_topic:
+            request["dead_letter_policy"] = {
+                "dead_letter_topic": self.topic_path(dead_letter_topic),
+                "max_delivery_attempts": max_delivery_attempts,
+            }
+        try:
+            self.subscriber.create_subscription(request=request)
+            return True
+        except gexc.AlreadyExists:
+            return False
+
+    @transient_retry
+    def get_subscription(self, subscription: str) -> pubsub_v1.types.Subscription:
+        return self.subscriber.get_subscription(request={"subscription": self.subscription_path(subscription)})
+
+    def close(self) -> None:
+        """Flush pending publishes and close the clients."""
+        try:
+            self.publisher.stop()
+        finally:
+            self.subscriber.close()

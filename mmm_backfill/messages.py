@@ -1,0 +1,150 @@
+"""Wire formats: summary requests (producer → worker) and completion events (worker → aggregator).
+
+Small versioned JSON bodies, validated strictly on the way in: a malformed message becomes an
+InvalidMessage (dead-lettered), never a crash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from mmm_backfill.errors import InvalidMessage, InvalidRunPath
+from mmm_backfill.runpath import RunPath
+
+#: Version of both bodies; decoders refuse any other.
+MESSAGE_VERSION = 1
+#: Refuse bodies larger than this; real ones are a few hundred bytes.
+MAX_BODY_BYTES = 16 * 1024
+OUTCOMES = ("created", "already_existed")
+#: Cloud Storage bucket names: 3-222 of lower-case letters, digits, ``-``, ``_`` and ``.``.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9_.\-]{1,220}[a-z0-9]")
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class SummaryRequest:
+    """Ask a worker to summarise one run."""
+
+    bucket: str
+    run_path: str
+    revision: str
+    country: str
+    timestamp: str
+    backfill_id: str
+    requested_at: str
+    replay_count: int = 0
+    v: int = MESSAGE_VERSION
+
+    @classmethod
+    def for_run(cls, bucket: str, run: RunPath, backfill_id: str, requested_at: str | None = None) -> SummaryRequest:
+        return cls(bucket, run.prefix, run.revision, run.country, run.timestamp, backfill_id, requested_at or utc_now())
+
+    @property
+    def run(self) -> RunPath:
+        return RunPath.parse(self.run_path)
+
+    def attributes(self) -> dict[str, str]:
+        """Attributes for subscription filters and for reading a dead letter at a glance."""
+        return {
+            "revision": self.revision,
+            "country": self.country,
+            "run_path": self.run_path,
+            "replay_count": str(self.replay_count),
+        }
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> SummaryRequest:
+        body = _load(data, cls)
+        request = cls(**body)
+        _check_run(request)
+        if request.replay_count < 0:
+            raise InvalidMessage("replay_count must not be negative")
+        return request
+
+
+@dataclass(frozen=True)
+class CompletionEvent:
+    """A worker finished one run: its summary now exists (made by it or found in place)."""
+
+    bucket: str
+    run_path: str
+    revision: str
+    country: str
+    timestamp: str
+    outcome: str
+    generation: int
+    duration_seconds: float
+    worker: str
+    completed_at: str
+    v: int = MESSAGE_VERSION
+
+    def attributes(self) -> dict[str, str]:
+        return {"country": self.country, "revision": self.revision, "outcome": self.outcome}
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> CompletionEvent:
+        event = cls(**_load(data, cls))
+        _check_run(event)
+        if event.outcome not in OUTCOMES:
+            raise InvalidMessage(f"unknown outcome {event.outcome!r}")
+        return event
+
+
+#: Expected Python type of each field, by dataclass field type name.
+_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float)}
+
+
+def _load(data: bytes, cls: type) -> dict[str, Any]:
+    if not isinstance(data, bytes | bytearray):
+        raise InvalidMessage("message body is not bytes")
+    if len(data) > MAX_BODY_BYTES:
+        raise InvalidMessage(f"message body of {len(data)} bytes is over {MAX_BODY_BYTES}")
+    try:
+        body = json.loads(bytes(data).decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidMessage("message body is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidMessage(f"message body is not JSON ({exc.msg} at {exc.pos})") from None
+    if not isinstance(body, dict):
+        raise InvalidMessage("message body is not a JSON object")
+    if body.get("v") != MESSAGE_VERSION:
+        raise InvalidMessage(f"unsupported message version {body.get('v')!r} (expected {MESSAGE_VERSION})")
+    fields = cls.__dataclass_fields__
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        raise InvalidMessage(f"unknown fields {unknown}")
+    for name, field in fields.items():
+        if name not in body:
+            if field.default is dataclasses.MISSING:
+                raise InvalidMessage(f"missing field {name!r}")
+            continue
+        value = body[name]
+        kinds = _TYPES[field.type if isinstance(field.type, str) else field.type.__name__]
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            raise InvalidMessage(f"field {name!r} must be {field.type}, got {type(value).__name__}")
+    return body
+
+
+def _check_run(message: SummaryRequest | CompletionEvent) -> None:
+    if not _BUCKET.fullmatch(message.bucket):
+        raise InvalidMessage(f"invalid bucket name {message.bucket!r}")
+    try:
+        run = RunPath.parse(message.run_path)
+    except InvalidRunPath as exc:
+        raise InvalidMessage(str(exc)) from None
+    if (run.revision, run.country, run.timestamp) != (message.revision, message.country, message.timestamp):
+        raise InvalidMessage(f"run_path {message.run_path!r} disagrees with revision/country/timestamp fields")

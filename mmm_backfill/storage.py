@@ -1,0 +1,176 @@
+"""Object storage on Google Cloud Storage: the only module that imports google-cloud-storage.
+
+``STORAGE_EMULATOR_HOST`` switches to an emulator (fake-gcs-server) with anonymous credentials.
+Every call is retried on transient errors by the shared policy; writes are retried only because
+their generation precondition makes a repeat safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from google.api_core import exceptions as gexc
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage
+
+from mmm_backfill.retry import transient_retry
+
+#: Per-request timeout: (connect, read) seconds.
+TIMEOUT = (10, 120)
+#: Objects per listing page; the server's maximum.
+LIST_PAGE_SIZE = 1000
+
+
+class PreconditionFailed(Exception):
+    """A conditional write lost: the object's generation is not the one the writer expected."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One listed object."""
+
+    name: str
+    generation: int
+    size: int
+    updated: float | None = None  # POSIX seconds
+
+
+def make_client(project: str) -> storage.Client:
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        return storage.Client(project=project, credentials=AnonymousCredentials())
+    return storage.Client(project=project)
+
+
+class Storage:
+    """One bucket. Thin: lists, reads and conditional writes; no knowledge of runs."""
+
+    def __init__(self, project: str, bucket: str, client: storage.Client | None = None) -> None:
+        self.client = client or make_client(project)
+        self.bucket_name = bucket
+        self.bucket = self.client.bucket(bucket)
+        #: Calls made, by operation (read by the benchmark and tests).
+        self.calls: dict[str, int] = {}
+
+    def _count(self, op: str) -> None:
+        self.calls[op] = self.calls.get(op, 0) + 1
+
+    @transient_retry
+    def ensure_bucket(self) -> bool:
+        """Create the bucket if missing; True when it was created."""
+        self._count("ensure_bucket")
+        try:
+            self.client.create_bucket(self.bucket_name, timeout=TIMEOUT)
+            return True
+        except gexc.Conflict:
+            return False
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object under ``prefix``, one paged listing (no per-object calls)."""
+        token: str | None = None
+        while True:
+            blobs, token = self._list_page(prefix, token)
+            yield from blobs
+            if not token:
+                return
+
+    @transient_retry
+    def _list_page(self, prefix: str, token: str | None) -> tuple[list[ObjectInfo], str | None]:
+        """One page by its token: a retry repeats exactly that page, never skips one."""
+        self._count("list_page")
+        iterator = self.client.list_blobs(
+            self.bucket_name, prefix=prefix, page_token=token, page_size=LIST_PAGE_SIZE, timeout=TIMEOUT, retry=None
+        )
+        page = next(iterator.pages, None)
+        blobs = [
+            ObjectInfo(b.name, int(b.generation or 0), int(b.size or 0), b.updated.timestamp() if b.updated else None)
+            for b in (page or [])
+        ]
+        return blobs, iterator.next_page_token
+
+    def list_prefixes(self, prefix: str) -> list[str]:
+        """The "folders" directly under ``prefix`` (listing with delimiter ``/``), e.g. revisions."""
+        found: list[str] = []
+        token: str | None = None
+        while True:
+            prefixes, token = self._prefix_page(prefix, token)
+            found.extend(prefixes)
+            if not token:
+                return sorted(found)
+
+    @transient_retry
+    def _prefix_page(self, prefix: str, token: str | None) -> tuple[list[str], str | None]:
+        self._count("list_page")
+        iterator = self.client.list_blobs(
+            self.bucket_name,
+            prefix=prefix,
+            delimiter="/",
+            page_token=token,
+            page_size=LIST_PAGE_SIZE,
+            timeout=TIMEOUT,
+            retry=None,
+        )
+        page = next(iterator.pages, None)
+        return (sorted(page.prefixes) if page is not None else []), iterator.next_page_token
+
+    @transient_retry
+    def download(self, name: str, path: str) -> int:
+        """Write object ``name`` to local ``path``; return its generation."""
+        self._count("download")
+        blob = self.bucket.blob(name)
+        blob.download_to_filename(path, timeout=TIMEOUT, retry=None)
+        return int(blob.generation or 0)
+
+    @transient_retry
+    def read(self, name: str, generation: int | None = None) -> tuple[bytes, int] | None:
+        """The object's bytes and generation, or None when it does not exist."""
+        self._count("read")
+        blob = self.bucket.blob(name, generation=generation)
+        try:
+            data = blob.download_as_bytes(timeout=TIMEOUT, retry=None)
+        except gexc.NotFound:
+            return None
+        return data, int(blob.generation or generation or 0)
+
+    @transient_retry
+    def generation(self, name: str) -> int | None:
+        """The object's live generation, or None when it does not exist (one metadata call)."""
+        self._count("stat")
+        blob = self.bucket.get_blob(name, timeout=TIMEOUT, retry=None)
+        return None if blob is None else int(blob.generation or 0)
+
+    def write(self, name: str, data: bytes, if_generation_match: int, content_type: str = "application/json") -> int:
+        """Write ``data`` only if the live generation is ``if_generation_match`` (0: only if absent).
+
+        Returns the new generation; raises PreconditionFailed when another writer got there first.
+        Kept under the single-request upload size so the precondition is checked atomically.
+        """
+        try:
+            return self._write(name, data, if_generation_match, content_type)
+        except gexc.PreconditionFailed:
+            raise PreconditionFailed(name) from None
+
+    @transient_retry
+    def _write(self, name: str, data: bytes, if_generation_match: int, content_type: str) -> int:
+        self._count("write")
+        blob = self.bucket.blob(name)
+        blob.upload_from_string(
+            data, content_type=content_type, if_generation_match=if_generation_match, timeout=TIMEOUT, retry=None
+        )
+        return int(blob.generation or 0)
+
+    @transient_retry
+    def upload_file(self, name: str, path: str, content_type: str = "application/octet-stream") -> int:
+        """Unconditional upload of a local file (seeding test and demo buckets)."""
+        self._count("upload")
+        blob = self.bucket.blob(name)
+        blob.upload_from_filename(path, content_type=content_type, timeout=TIMEOUT, retry=None)
+        return int(blob.generation or 0)
+
+    @transient_retry
+    def delete(self, name: str) -> None:
+        self._count("delete")
+        with contextlib.suppress(gexc.NotFound):
+            self.bucket.blob(name).delete(timeout=TIMEOUT, retry=None)
