@@ -104,12 +104,17 @@ class Bus:
         """Streaming pull with flow control: at most ``max_messages`` outstanding at once.
 
         The client extends leases of outstanding messages automatically, up to
-        ``max_lease_seconds``.
+        ``max_lease_seconds``. On cancel, messages held but not started are nacked and running
+        callbacks are awaited, so a graceful stop finishes the work in hand.
         """
         flow = pubsub_v1.types.FlowControl(max_messages=max_messages, max_lease_duration=max_lease_seconds)
         scheduler = pubsub_v1.subscriber.scheduler.ThreadScheduler(executor) if executor else None
         return self.subscriber.subscribe(
-            self.subscription_path(subscription), callback=callback, flow_control=flow, scheduler=scheduler
+            self.subscription_path(subscription),
+            callback=callback,
+            flow_control=flow,
+            scheduler=scheduler,
+            await_callbacks_on_shutdown=True,
         )
 
     @transient_retry

@@ -244,5 +244,27 @@ def status(settings: Settings, project, bucket, revision, country, as_json) -> N
         _fail(exc)
 
 
+@cli.command()
+@project_option
+@bucket_option
+@click.option("--runs", type=click.IntRange(min=0), default=0, help="Generate N Robyn-shaped runs with R.")
+@click.option(
+    "--from",
+    "from_dir",
+    type=click.Path(file_okay=False, exists=True),
+    help="Upload a local folder laid out like the bucket (robyn/REV/COUNTRY/TS/...).",
+)
+@click.pass_obj
+def seed(settings: Settings, project, bucket, runs, from_dir) -> None:
+    """Put Robyn runs into the bucket (for local stacks and demos)."""
+    from mmm_backfill.seed import seed_generated, upload_tree
+
+    settings = _settings(settings, project=project, bucket=bucket)
+    storage = _storage(settings)
+    written = upload_tree(storage, from_dir) if from_dir else 0
+    written += seed_generated(storage, runs) if runs else 0
+    click.echo(f"seeded {written} objects into gs://{settings.bucket}/")
+
+
 def main() -> None:
     cli(prog_name="mmm-backfill")

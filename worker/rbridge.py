@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import os
 import threading
 import warnings
 from collections.abc import Callable
@@ -225,10 +226,18 @@ def _start_r() -> None:
     # R's console goes to our log, never to stdout (which may carry JSON output).
     callbacks.consolewrite_print = lambda text: log.debug("R: %s", text.rstrip())
     callbacks.consolewrite_warnerror = lambda text: log.info("R: %s", text.rstrip())
+    saved = {k: os.environ.get(k) for k in ("LD_LIBRARY_PATH", "R_HOME")}
     with warnings.catch_warnings():
         # R runs on its own thread on purpose; its SIGINT handling is not ours to keep.
         warnings.filterwarnings("ignore", message="R is not initialized by the main thread")
         ri.initr_simple()
+    # rpy2 prepends R's library folders to LD_LIBRARY_PATH; child processes (spawned workers,
+    # emulators) must not inherit that, or they may load the system's libpython instead of ours.
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def _unserialize_and_extract(serialized: bytes, label: str, extract: Callable[[RObject], T]) -> T:

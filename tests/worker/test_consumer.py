@@ -1,0 +1,84 @@
+"""The worker process loop on the real emulators: consumes, stops gracefully, loses nothing."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from mmm_backfill.messages import SummaryRequest
+from mmm_backfill.runpath import RunPath
+from worker.consumer import consume
+
+pytestmark = pytest.mark.integration
+
+
+def upload_run(storage, run_dir, run):
+    for path in run_dir.iterdir():
+        storage.upload_file(run.object_name(path.name), str(path))
+
+
+def enqueue(bus, settings, runs):
+    for run in runs:
+        msg = SummaryRequest.for_run(settings.bucket, run, "bf")
+        bus.publish_and_wait(settings.request_topic, msg.encode(), msg.attributes())
+
+
+def wait_for(predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_consumer_summarises_every_request_then_stops_cleanly(settings, storage, bus, topology, generated_runs):
+    runs = [RunPath("r1", "de", f"t{i}") for i in range(3)]
+    for run in runs:
+        upload_run(storage, generated_runs["standard"], run)
+    enqueue(bus, settings, runs)
+    stop, result = threading.Event(), {}
+    thread = threading.Thread(target=lambda: result.update(code=consume(settings, stop, install_signals=False)))
+    thread.start()
+    try:
+        assert wait_for(lambda: all(storage.generation(r.summary_name) for r in runs))
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert result["code"] == 0
+
+
+def test_sigterm_mid_run_finishes_or_returns_the_run(settings, storage, bus, topology, emulator_env, tmp_path):
+    from mmm_backfill.fixtures import RunSpec, generate_runs
+
+    run_dir = tmp_path / "big"
+    generate_runs([RunSpec(dir=str(run_dir), pad_mb=60, models=50)])
+    run = RunPath("r1", "de", "big")
+    upload_run(storage, run_dir, run)
+    enqueue(bus, settings, [run])
+    env = {**emulator_env, "MMM_BACKFILL_PROJECT": settings.project, "MMM_BACKFILL_BUCKET": settings.bucket}
+    proc = subprocess.Popen([sys.executable, "-m", "mmm_backfill", "worker"], env=env)
+    try:
+        in_work = lambda: any(p.name.startswith("mmm-run-") for p in _tmp_entries())  # noqa: E731
+        assert wait_for(lambda: in_work() or storage.generation(run.summary_name), timeout=90)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    if storage.generation(run.summary_name) is None:  # returned, not finished: it must come back
+        assert wait_for(lambda: bool(_pull_one(bus, settings)), timeout=30)
+
+
+def _tmp_entries():
+    import tempfile
+
+    return list(os.scandir(tempfile.gettempdir()))
+
+
+def _pull_one(bus, settings):
+    return bus.pull(settings.request_subscription, 1, timeout=2)

@@ -1,0 +1,174 @@
+"""Handle one summary request: validate, skip if done, download, extract, write once, report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+
+from mmm_backfill import metrics
+from mmm_backfill.bus import Bus
+from mmm_backfill.config import Settings
+from mmm_backfill.errors import InvalidMessage, InvalidRunFile, MissingRunFile, RdsTooLarge
+from mmm_backfill.messages import CompletionEvent, SummaryRequest, utc_now
+from mmm_backfill.runpath import INPUT_COLLECT, OUTPUT_COLLECT, RUN_FILES, RunPath
+from mmm_backfill.storage import ObjectInfo, PreconditionFailed, Storage
+from worker.decisions import Decision, dead_letter_attributes, decide
+from worker.extract import summarize_files
+from worker.rbridge import RSession
+from worker.runfiles import MAX_TEXT_BYTES
+
+log = logging.getLogger(__name__)
+
+#: Prefix of per-run temp folders; the owning pid follows, so stale ones can be found.
+TEMP_PREFIX = "mmm-run-"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one request: created, already_existed, dead_lettered or retry."""
+
+    outcome: str
+    run_path: str | None = None
+    reason: str | None = None
+
+
+class Handler:
+    """Processes requests one at a time in this process; the caller acks or nacks by the outcome."""
+
+    def __init__(self, settings: Settings, storage: Storage, bus: Bus, session: RSession, worker_id: str) -> None:
+        self.settings, self.storage, self.bus, self.session = settings, storage, bus, session
+        self.worker_id = worker_id
+
+    def handle(self, data: bytes, attributes: dict[str, str]) -> Outcome:
+        """Never raises: every failure becomes a dead letter or a retry, counted and logged."""
+        started = time.monotonic()
+        metrics.IN_FLIGHT.inc()
+        run_path = attributes.get("run_path")
+        try:
+            request = self._validate(data)
+            run_path = request.run_path
+            outcome, generation = self._summarize(request.run)
+            self._publish_event(request, outcome, generation, time.monotonic() - started)
+            result = Outcome(outcome, run_path)
+        except Exception as exc:  # noqa: BLE001 - classified below, never lost
+            result = self._fail(exc, data, attributes, run_path)
+        finally:
+            metrics.IN_FLIGHT.dec()
+            metrics.RUN_SECONDS.observe(time.monotonic() - started)
+        metrics.MESSAGES.labels(result.outcome).inc()
+        log.info(
+            "request %s",
+            result.outcome,
+            extra={"run_path": run_path, "reason": result.reason, "seconds": round(time.monotonic() - started, 3)},
+        )
+        return result
+
+    def _validate(self, data: bytes) -> SummaryRequest:
+        request = SummaryRequest.decode(data)
+        if request.bucket != self.settings.bucket:
+            raise InvalidMessage(f"request for bucket {request.bucket!r}; this worker serves {self.settings.bucket!r}")
+        return request
+
+    def _summarize(self, run: RunPath) -> tuple[str, int]:
+        existing = self.storage.generation(run.summary_name)
+        if existing is not None:
+            return "already_existed", existing
+        with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
+            files = self._download(run, tmp)
+            summary = summarize_files(run, files, self.session, self.settings.rds_limits)
+        body = json.dumps(summary, indent=2, allow_nan=False).encode()
+        try:
+            return "created", self.storage.write(run.summary_name, body, if_generation_match=0)
+        except PreconditionFailed:
+            return "already_existed", self.storage.generation(run.summary_name) or 0
+
+    def _download(self, run: RunPath, tmp: str) -> dict[str, str]:
+        """Download the run's files (one listing, then one read per present file), bounded in size."""
+        listed = {o.name.rsplit("/", 1)[-1]: o for o in self.storage.list(run.prefix + "/")}
+        if OUTPUT_COLLECT not in listed:
+            raise MissingRunFile(f"{run}: {OUTPUT_COLLECT} does not exist")
+        files: dict[str, str] = {}
+        for name in RUN_FILES:
+            info = listed.get(name)
+            if info is None:
+                continue
+            self._check_size(name, info)
+            files[name] = os.path.join(tmp, name)
+            self.storage.download(info.name, files[name])
+            metrics.RDS_BYTES.inc(info.size if name in (OUTPUT_COLLECT, INPUT_COLLECT) else 0)
+        return files
+
+    def _check_size(self, name: str, info: ObjectInfo) -> None:
+        if name in (OUTPUT_COLLECT, INPUT_COLLECT) and info.size > self.settings.max_rds_bytes:
+            raise RdsTooLarge(f"{name}: {info.size} bytes, over the limit of {self.settings.max_rds_bytes}")
+        if name not in (OUTPUT_COLLECT, INPUT_COLLECT) and info.size > MAX_TEXT_BYTES:
+            raise InvalidRunFile(f"{name}: {info.size} bytes, over the limit of {MAX_TEXT_BYTES}")
+
+    def _publish_event(self, request: SummaryRequest, outcome: str, generation: int, seconds: float) -> None:
+        event = CompletionEvent(
+            request.bucket,
+            request.run_path,
+            request.revision,
+            request.country,
+            request.timestamp,
+            outcome,
+            generation,
+            round(seconds, 3),
+            self.worker_id,
+            utc_now(),
+        )
+        self.bus.publish_and_wait(self.settings.event_topic, event.encode(), event.attributes())
+
+    def _fail(self, exc: Exception, data: bytes, attributes: dict[str, str], run_path: str | None) -> Outcome:
+        reason = getattr(exc, "reason", type(exc).__name__)
+        if decide(exc) is Decision.RETRY:
+            metrics.TRANSIENT_RETRIES.inc()
+            log.warning("request will be retried: %s", exc, extra={"run_path": run_path, "reason": reason})
+            return Outcome("retry", run_path, reason)
+        attrs = dead_letter_attributes(exc, self.worker_id, _safe_attributes(attributes))
+        try:
+            self.bus.publish_and_wait(self.settings.dead_letter_topic, data, attrs)
+        except Exception as publish_exc:  # noqa: BLE001 - the request is nacked, not lost
+            log.error("dead-letter publish failed: %s", publish_exc, extra={"run_path": run_path})
+            return Outcome("retry", run_path, "dead_letter_publish_failed")
+        metrics.DEAD_LETTERS.labels(reason).inc()
+        log.error("request dead-lettered: %s", exc, extra={"run_path": run_path, "reason": reason})
+        return Outcome("dead_lettered", run_path, reason)
+
+
+#: Request attributes a dead letter carries over (others, and stale error fields, are dropped).
+CARRIED_ATTRIBUTES = ("revision", "country", "run_path", "replay_count")
+
+
+def _safe_attributes(attributes: dict[str, str]) -> dict[str, str]:
+    """Known attributes only, each capped: a hostile message cannot make its dead letter unpublishable."""
+    return {k: str(attributes[k])[:1024] for k in CARRIED_ATTRIBUTES if k in attributes}
+
+
+def remove_stale_temp_dirs(root: str | None = None) -> int:
+    """Remove run folders left by worker processes that died (SIGKILL skips cleanup)."""
+    root = root or tempfile.gettempdir()
+    removed = 0
+    for entry in os.scandir(root):
+        if not entry.name.startswith(TEMP_PREFIX) or not entry.is_dir():
+            continue
+        pid = entry.name[len(TEMP_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
