@@ -1,0 +1,199 @@
+"""Rebuild a country file from the bucket: list, fetch through the cache, build, conditional write.
+
+The write is conditional on the generation read *before* listing, so a rebuild whose listing may
+be older than the file it would replace loses the race and starts again: no run is ever dropped
+by two aggregators writing at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aggregator.cache import SummaryCache
+from aggregator.country import Skipped, build_country_file, encode_country_file, run_of, same_content
+from mmm_backfill import metrics
+from mmm_backfill.config import Settings
+from mmm_backfill.errors import InvalidRunPath, TransientError
+from mmm_backfill.runpath import RUNS_ROOT, check_segment, country_summary_name
+from mmm_backfill.storage import PreconditionFailed, Storage
+
+log = logging.getLogger(__name__)
+
+#: Rebuilds of one country before giving up when other writers keep winning the race.
+MAX_ATTEMPTS = 10
+#: Sleep between lost races: attempt x this, plus up to the same again at random, in seconds.
+CONFLICT_BACKOFF_SECONDS = 0.05
+
+
+class RebuildConflict(TransientError):
+    """Other writers changed the country file on every attempt; try again later."""
+
+    reason = "rebuild_conflict"
+
+
+@dataclass(frozen=True)
+class RebuildResult:
+    """What one rebuild did: ``result`` is ``written`` or ``unchanged``; ``generation`` is the file's now."""
+
+    country: str
+    result: str
+    generation: int
+    document: dict[str, Any]
+    skipped: list[Skipped] = field(default_factory=list)
+    attempts: int = 1
+
+    @property
+    def best_model(self) -> str | None:
+        best = self.document.get("best_model_overall")
+        return None if best is None else f"{best.get('model_id')} ({best['revision']}/{best['timestamp']})"
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def list_revisions(storage: Storage) -> list[str]:
+    """Revision names under ``robyn/`` (folders whose name is not a valid segment are ignored)."""
+    return _segments(storage, f"{RUNS_ROOT}/", "revision")
+
+
+def list_countries(storage: Storage) -> list[str]:
+    """Every country that has a folder under some revision."""
+    countries = set()
+    for revision in list_revisions(storage):
+        countries.update(_segments(storage, f"{RUNS_ROOT}/{revision}/", "country"))
+    return sorted(countries)
+
+
+def _segments(storage: Storage, prefix: str, what: str) -> list[str]:
+    names = []
+    for folder in storage.list_prefixes(prefix):
+        name = folder[len(prefix) :].rstrip("/")
+        try:
+            names.append(check_segment(name, what))
+        except InvalidRunPath:
+            log.warning("ignoring folder %s: not a valid %s", folder, what)
+    return names
+
+
+def list_run_summaries(storage: Storage, country: str) -> list[tuple[str, int]]:
+    """``(name, generation)`` of every run summary of ``country``, across revisions.
+
+    The emulator ignores ``match_glob``, so the listing is filtered here: only
+    ``robyn/R/C/T/model_summary.json``, not files deeper in a run's folder.
+    """
+    found = []
+    for revision in list_revisions(storage):
+        for obj in storage.list(f"{RUNS_ROOT}/{revision}/{country}/"):
+            if run_of(obj.name) is not None:
+                found.append((obj.name, obj.generation))
+    return found
+
+
+def read_country_file(storage: Storage, country: str) -> tuple[Any, int]:
+    """The current country file (None if absent or not JSON) and its generation (0 if absent)."""
+    current = storage.read(country_summary_name(country))
+    if current is None:
+        return None, 0
+    data, generation = current
+    try:
+        return json.loads(data), generation
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None, generation
+
+
+def _attempt(storage: Storage, country: str, cache: SummaryCache, now: Callable[[], dt.datetime]) -> RebuildResult:
+    """One read-list-build-write round; raises PreconditionFailed when another writer went first."""
+    current, generation = read_country_file(storage, country)  # before listing: see the module doc
+    summaries = cache.get_many(list_run_summaries(storage, country))
+    build = build_country_file(country, ((name, s) for (name, _), s in summaries.items()), now())
+    if current is not None and same_content(current, build.document):
+        return RebuildResult(country, "unchanged", generation, current, build.skipped)
+    data = encode_country_file(build.document)
+    written = storage.write(country_summary_name(country), data, if_generation_match=generation)
+    return RebuildResult(country, "written", written, build.document, build.skipped)
+
+
+def rebuild_country(
+    storage: Storage,
+    country: str,
+    cache: SummaryCache,
+    now: Callable[[], dt.datetime] = utc_now,
+    max_attempts: int = MAX_ATTEMPTS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RebuildResult:
+    """Bring ``country``'s file up to date with every run summary in the bucket.
+
+    Raises InvalidRunPath for a bad country name and RebuildConflict after ``max_attempts`` lost races.
+    """
+    check_segment(country, "country")
+    for attempt in range(1, max_attempts + 1):
+        try:
+            result = _attempt(storage, country, cache, now)
+        except PreconditionFailed:
+            log.info("country file changed under the rebuild; again", extra={"country": country, "attempt": attempt})
+            sleep(CONFLICT_BACKOFF_SECONDS * attempt * (1 + random.random()))
+            continue
+        metrics.REBUILDS.labels(result=result.result).inc()
+        for skipped in result.skipped:
+            log.warning("run summary left out: %s", skipped.reason, extra={"country": country, "object": skipped.name})
+        return dataclasses.replace(result, attempts=attempt)
+    metrics.REBUILDS.labels(result="conflict").inc()
+    raise RebuildConflict(f"country file of {country!r} changed on each of {max_attempts} attempts")
+
+
+@dataclass(frozen=True)
+class AggregateReport:
+    """The one-shot ``aggregate`` command's results, one per country."""
+
+    results: list[RebuildResult]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "countries": [
+                {
+                    "country": r.country,
+                    "runs": r.document["total_runs"],
+                    "runs_with_pareto_models": r.document["runs_with_pareto_models"],
+                    "best_model_overall": r.document["best_model_overall"],
+                    "result": r.result,
+                    "generation": r.generation,
+                    "skipped": [vars(s) for s in r.skipped],
+                }
+                for r in self.results
+            ]
+        }
+
+    def tables(self) -> list[tuple[str, list[str], list[list[Any]]]]:
+        columns = ["country", "runs", "with pareto", "best model", "result", "generation"]
+        rows = [
+            [
+                r.country,
+                r.document["total_runs"],
+                r.document["runs_with_pareto_models"],
+                r.best_model,
+                r.result,
+                r.generation,
+            ]
+            for r in self.results
+        ]
+        tables = [("aggregate", columns, rows)]
+        skipped = [[r.country, s.name, s.reason] for r in self.results for s in r.skipped]
+        if skipped:
+            tables.append(("run summaries left out", ["country", "object", "reason"], skipped))
+        return tables
+
+
+def aggregate(settings: Settings, storage: Storage, country: str | None = None) -> AggregateReport:
+    """Rebuild every country found under ``robyn/*/`` (or only ``country``) once."""
+    cache = SummaryCache(storage)
+    countries = [check_segment(country, "country")] if country else list_countries(storage)
+    return AggregateReport([rebuild_country(storage, c, cache) for c in countries])
