@@ -1,0 +1,117 @@
+"""Find runs in a bucket listing: pure logic over object names, no I/O.
+
+A run is a folder ``robyn/{revision}/{country}/{timestamp}/`` holding ``OutputCollect.RDS``; it is
+summarised when the same folder holds ``model_summary.json``. Listing whole prefixes and deciding
+here keeps the number of storage calls proportional to the pages listed, never to the runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from mmm_backfill.errors import InvalidRunPath
+from mmm_backfill.runpath import OUTPUT_COLLECT, RUN_SUMMARY_NAME, RUNS_ROOT, RunPath, check_segment
+
+#: Skipped names kept as examples in reports; the count covers them all.
+MAX_SKIPPED_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run found in the listing."""
+
+    path: RunPath
+    summarised: bool
+
+
+@dataclass
+class ScanResult:
+    """Runs in path order, and the names that did not fit the layout."""
+
+    runs: list[Run] = field(default_factory=list)
+    skipped: int = 0
+    skipped_examples: list[str] = field(default_factory=list)
+
+    @property
+    def missing(self) -> list[RunPath]:
+        """Runs without a summary, in path order."""
+        return [r.path for r in self.runs if not r.summarised]
+
+    @property
+    def summarised(self) -> int:
+        return sum(1 for r in self.runs if r.summarised)
+
+    def skip(self, name: str) -> None:
+        self.skipped += 1
+        if len(self.skipped_examples) < MAX_SKIPPED_EXAMPLES:
+            self.skipped_examples.append(name)
+
+
+def check_filters(revision: str | None, country: str | None) -> None:
+    """Refuse filters that are not single path segments (raises InvalidRunPath)."""
+    if revision is not None:
+        check_segment(revision, "revision")
+    if country is not None:
+        check_segment(country, "country")
+
+
+def needs_revisions(revision: str | None, country: str | None) -> bool:
+    """True when a country filter without a revision must first learn the revision folders."""
+    return country is not None and revision is None
+
+
+def listing_prefixes(revision: str | None, country: str | None, revisions: Iterable[str] = ()) -> list[str]:
+    """The narrowest prefixes to list for the filters, one listing pass each.
+
+    ``revisions`` (folder names under ``robyn/``) is only used with a country but no revision:
+    then one prefix per revision, ``robyn/{rev}/{country}/``, rather than the whole bucket.
+    """
+    check_filters(revision, country)
+    if revision is not None and country is not None:
+        return [f"{RUNS_ROOT}/{revision}/{country}/"]
+    if revision is not None:
+        return [f"{RUNS_ROOT}/{revision}/"]
+    if country is not None:
+        return [f"{RUNS_ROOT}/{rev}/{country}/" for rev in sorted(set(revisions))]
+    return [f"{RUNS_ROOT}/"]
+
+
+def revision_names(folders: Iterable[str]) -> list[str]:
+    """Revision names from delimiter listing of ``robyn/`` (``robyn/r100/`` → ``r100``)."""
+    root = f"{RUNS_ROOT}/"
+    return sorted({f[len(root) :].rstrip("/") for f in folders if f.startswith(root) and f != root})
+
+
+def scan(names: Iterable[str], revision: str | None = None, country: str | None = None) -> ScanResult:
+    """Runs among ``names``, restricted to the filters; names that break the layout are counted.
+
+    A name outside the filters is ignored, not skipped. Folder placeholders (names ending in
+    ``/``, made by consoles) are neither runs nor mistakes and are ignored too.
+    """
+    check_filters(revision, country)
+    result = ScanResult()
+    outputs: set[RunPath] = set()
+    summaries: set[RunPath] = set()
+    for name in names:
+        folder, _, filename = name.rpartition("/")
+        if not filename or not _in_scope(folder, revision, country):
+            continue
+        try:
+            run = RunPath.parse(folder)
+        except InvalidRunPath:
+            result.skip(name)
+            continue
+        if filename == OUTPUT_COLLECT:
+            outputs.add(run)
+        elif filename == RUN_SUMMARY_NAME:
+            summaries.add(run)
+    result.runs = [Run(path, path in summaries) for path in sorted(outputs)]
+    return result
+
+
+def _in_scope(folder: str, revision: str | None, country: str | None) -> bool:
+    parts = folder.split("/")
+    if revision is not None and (len(parts) < 2 or parts[1] != revision):
+        return False
+    return country is None or (len(parts) >= 3 and parts[2] == country)
