@@ -266,5 +266,40 @@ def seed(settings: Settings, project, bucket, runs, from_dir) -> None:
     click.echo(f"seeded {written} objects into gs://{settings.bucket}/")
 
 
+@cli.command()
+@click.option(
+    "--runs",
+    type=click.IntRange(min=0),
+    default=24,
+    show_default=True,
+    help="Generated Robyn-shaped runs over 2 revisions x 3 countries.",
+)
+@click.option(
+    "--seed-from",
+    type=click.Path(file_okay=False, exists=True),
+    help="Also load a local folder laid out like the bucket (robyn/REV/COUNTRY/TS/...).",
+)
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes.")
+@click.option("--keep", is_flag=True, help="Leave the stack running and print its environment.")
+@json_option
+@click.pass_obj
+def demo(settings: Settings, runs, seed_from, workers, keep, as_json) -> None:
+    """Run a whole backfill on local emulators and print coverage (the README's first command)."""
+    from mmm_backfill.demo import run_demo
+    from mmm_backfill.render import render
+
+    settings = settings.replace(
+        project="mmm-demo",
+        bucket="mmm-demo-runs",
+        retry_min_backoff_seconds=1,
+        retry_max_backoff_seconds=5,
+        ack_deadline_seconds=60,
+        coalesce_seconds=1.0,
+    )
+    result = run_demo(settings, runs=runs, workers=workers, seed_from=seed_from, keep=keep)
+    render(result, as_json)
+    sys.exit(0 if result.complete else 1)
+
+
 def main() -> None:
     cli(prog_name="mmm-backfill")

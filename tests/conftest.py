@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
 
+from mmm_backfill.config import Settings
+from mmm_backfill.emulators import FakeGcs, PubSubEmulator
 from mmm_backfill.fixtures import RunSpec, generate_runs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -67,12 +71,6 @@ def run_r(tmp_path_factory: pytest.TempPathFactory):
 
 
 # -- real emulators -----------------------------------------------------------------------------
-
-import itertools  # noqa: E402
-import uuid  # noqa: E402
-
-from mmm_backfill.config import Settings  # noqa: E402
-from mmm_backfill.emulators import FakeGcs, PubSubEmulator  # noqa: E402
 
 _counter = itertools.count()
 
