@@ -14,14 +14,9 @@ import pytest
 from mmm_backfill.config import Settings
 from mmm_backfill.emulators import FakeGcs, PubSubEmulator
 from mmm_backfill.fixtures import RunSpec, generate_runs
+from mmm_backfill.samples import SAMPLES_ROOT, sample_run_dirs
 
-REPO = Path(__file__).resolve().parent.parent
-#: Real Robyn runs shipped beside the repository (``../shared/robyn-samples``), when present.
-SAMPLES = Path(os.environ.get("MMM_BACKFILL_SAMPLES", REPO.parent / "shared" / "robyn-samples"))
-
-
-def sample_run_dirs() -> list[Path]:
-    return sorted(p.parent for p in SAMPLES.glob("robyn/*/*/*/OutputCollect.RDS"))
+SAMPLES = SAMPLES_ROOT
 
 
 @pytest.fixture(scope="session")

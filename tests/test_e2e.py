@@ -9,10 +9,10 @@ import sys
 import time
 
 import pytest
-from conftest import sample_run_dirs
 
 from mmm_backfill.fixtures import generate_runs
 from mmm_backfill.runpath import country_summary_name
+from mmm_backfill.samples import sample_run_dirs
 from mmm_backfill.seed import plan_runs, upload_tree
 from mmm_backfill.stack import LocalStack
 

@@ -3,9 +3,9 @@
 import json
 
 import pytest
-from conftest import sample_run_dirs
 
 from mmm_backfill.runpath import run_path_from_local_dir
+from mmm_backfill.samples import sample_run_dirs
 from mmm_backfill.summary_schema import MODEL_METRICS
 from worker.extract import files_in_dir, summarize_files
 
