@@ -1,0 +1,52 @@
+# One image for every role of mmm-backfill (setup, enqueue, worker, aggregator, replay, ...):
+# the role is the first argument, e.g. `docker run IMAGE worker --processes 1 --metrics-port 9100`.
+# Bookworm's r-base-core is R 4.2, the version rpy2 >=3.5,<3.6 is tested with here.
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+
+# --- builder: a wheel of the project and a virtualenv with it and its dependencies -------------
+FROM ${PYTHON_IMAGE} AS builder
+
+# rpy2's ABI mode needs neither R nor a compiler at build time; R is found at run time.
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    RPY2_CFFI_MODE=ABI
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY mmm_backfill/ mmm_backfill/
+COPY producer/ producer/
+COPY worker/ worker/
+COPY aggregator/ aggregator/
+
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --upgrade pip \
+    && /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels . \
+    && /opt/venv/bin/pip install /wheels/mmm_backfill-*.whl \
+    && /opt/venv/bin/mmm-backfill --version
+
+# --- runtime: base R, the virtualenv, a non-root user ------------------------------------------
+FROM ${PYTHON_IMAGE}
+
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends r-base-core \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --gid 10001 mmm \
+    && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin mmm
+
+COPY --from=builder /opt/venv /opt/venv
+
+# HOME and TMPDIR point at /tmp: in Kubernetes the root filesystem is read-only and /tmp an emptyDir.
+ENV PATH=/opt/venv/bin:$PATH \
+    HOME=/tmp \
+    TMPDIR=/tmp \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    RPY2_CFFI_MODE=ABI \
+    MMM_BACKFILL_LOG_FORMAT=json
+
+USER 10001:10001
+WORKDIR /tmp
+EXPOSE 9100 9101
+
+ENTRYPOINT ["mmm-backfill"]
+CMD ["--help"]
