@@ -6,10 +6,10 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 
+from mmm_backfill import testing
 from mmm_backfill.fixtures import generate_runs
 from mmm_backfill.runpath import country_summary_name
 from mmm_backfill.samples import sample_run_dirs
@@ -31,12 +31,7 @@ def cli(env, *args, check=True):
 
 
 def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+    assert testing.wait_for(predicate, timeout, interval=0.5), f"timed out waiting for {what}"
 
 
 def summaries(storage):

@@ -5,12 +5,12 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
 from mmm_backfill.messages import SummaryRequest
 from mmm_backfill.runpath import RunPath
+from mmm_backfill.testing import wait_for
 from worker.consumer import consume
 
 pytestmark = pytest.mark.integration
@@ -25,15 +25,6 @@ def enqueue(bus, settings, runs):
     for run in runs:
         msg = SummaryRequest.for_run(settings.bucket, run, "bf")
         bus.publish_and_wait(settings.request_topic, msg.encode(), msg.attributes())
-
-
-def wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_consumer_summarises_every_request_then_stops_cleanly(settings, storage, bus, topology, generated_runs):

@@ -2,34 +2,15 @@
 
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 
 from mmm_backfill.emulators import free_port
 from mmm_backfill.messages import SummaryRequest
 from mmm_backfill.runpath import RunPath
+from mmm_backfill.testing import http_get, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return resp.status, resp.read().decode()
-    except OSError:
-        return None, ""
-
-
-def wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.3)
-    return None
 
 
 def test_worker_endpoints_report_health_and_outcomes(settings, storage, bus, topology, emulator_env, generated_runs):
@@ -43,9 +24,9 @@ def test_worker_endpoints_report_health_and_outcomes(settings, storage, bus, top
     proc = subprocess.Popen([sys.executable, "-m", "mmm_backfill", "worker", "--metrics-port", str(port)], env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        assert wait_for(lambda: get(f"{base}/readyz")[0] == 200)
-        assert get(f"{base}/healthz")[0] == 200
-        text = wait_for(lambda: (t := get(f"{base}/metrics")[1]) and 'outcome="created"} 1.0' in t and t)
+        assert wait_for(lambda: http_get(f"{base}/readyz")[0] == 200)
+        assert http_get(f"{base}/healthz")[0] == 200
+        text = wait_for(lambda: (t := http_get(f"{base}/metrics")[1]) and 'outcome="created"} 1.0' in t and t)
         assert text, "created outcome never counted"
         assert "mmm_backfill_run_seconds_count 1.0" in text
         assert "mmm_backfill_rds_bytes_read_total" in text

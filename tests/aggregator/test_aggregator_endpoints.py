@@ -3,24 +3,15 @@
 import json
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 
 from mmm_backfill.emulators import free_port
 from mmm_backfill.messages import CompletionEvent, utc_now
 from mmm_backfill.runpath import RunPath
+from mmm_backfill.testing import http_get, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return resp.status, resp.read().decode()
-    except OSError:
-        return None, ""
 
 
 def test_aggregator_endpoints_report_rebuilds_and_downloads(settings, storage, bus, topology, emulator_env):
@@ -50,13 +41,10 @@ def test_aggregator_endpoints_report_rebuilds_and_downloads(settings, storage, b
     proc = subprocess.Popen([sys.executable, "-m", "mmm_backfill", "aggregator", "--metrics-port", str(port)], env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline, text = time.monotonic() + 60, ""
-        while time.monotonic() < deadline and 'result="written"} 1.0' not in text:
-            time.sleep(0.3)
-            text = get(f"{base}/metrics")[1]
+        text = wait_for(lambda: (t := http_get(f"{base}/metrics")[1]) and 'result="written"} 1.0' in t and t) or ""
         assert 'mmm_backfill_aggregator_rebuilds_total{result="written"} 1.0' in text
         assert "mmm_backfill_aggregator_summaries_fetched_total 1.0" in text
-        assert get(f"{base}/readyz")[0] == 200
+        assert http_get(f"{base}/readyz")[0] == 200
     finally:
         proc.terminate()
         assert proc.wait(timeout=60) == 0
