@@ -126,9 +126,8 @@ def setup(settings: Settings, project, bucket, as_json) -> None:
 @click.pass_obj
 def enqueue(settings: Settings, project, bucket, revision, country, dry_run, limit, as_json) -> None:
     """Publish one summary request per run that lacks a model_summary.json."""
-    from producer.enqueue import enqueue as run_enqueue
-
     from mmm_backfill.render import render
+    from producer.enqueue import enqueue as run_enqueue
 
     settings = _settings(settings, project=project, bucket=bucket)
     bus = None if dry_run else _bus(settings)
@@ -191,7 +190,6 @@ def aggregator(settings: Settings, project, bucket, metrics_port) -> None:
 def aggregate(settings: Settings, project, bucket, country, as_json) -> None:
     """Rebuild country files once (all countries, or --country), then exit."""
     from aggregator.rebuild import aggregate as run_aggregate
-
     from mmm_backfill.render import render
 
     settings = _settings(settings, project=project, bucket=bucket)
@@ -212,9 +210,8 @@ def aggregate(settings: Settings, project, bucket, country, as_json) -> None:
 @click.pass_obj
 def replay(settings: Settings, project, bucket, limit, country, revision, dry_run, as_json) -> None:
     """Republish dead-lettered requests (acked only once the republish is confirmed)."""
-    from producer.replay import replay as run_replay
-
     from mmm_backfill.render import render
+    from producer.replay import replay as run_replay
 
     settings = _settings(settings, project=project, bucket=bucket)
     bus = _bus(settings)
@@ -233,9 +230,8 @@ def replay(settings: Settings, project, bucket, limit, country, revision, dry_ru
 @click.pass_obj
 def status(settings: Settings, project, bucket, revision, country, as_json) -> None:
     """Coverage per revision and country, and the freshness of country files."""
-    from producer.status import coverage
-
     from mmm_backfill.render import render
+    from producer.status import coverage
 
     settings = _settings(settings, project=project, bucket=bucket)
     try:
