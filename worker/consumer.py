@@ -1,24 +1,41 @@
-"""One worker process: embedded R, a streaming pull with one run at a time, graceful stop."""
+"""One worker process: embedded R, pulling one request at a time, graceful stop.
+
+Synchronous pull of one message at a time, not streaming pull: a stream delivers more than its
+flow control allows and the client holds the surplus leased, so one process could sit on the
+whole backlog while the others idle. Pulling one at a time spreads runs evenly over processes.
+"""
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import os
 import signal
 import socket
 import threading
+import time
 
-from mmm_backfill.bus import Bus
+from mmm_backfill.bus import Bus, Received
 from mmm_backfill.config import Settings
 from mmm_backfill.storage import Storage
 from worker.handler import Handler, remove_stale_temp_dirs
+from worker.lease import Lease
 from worker.rbridge import RSession
 
 log = logging.getLogger(__name__)
 
-#: Seconds a stopping worker waits for the run in hand before giving up on it (it is redelivered).
+#: Longest run a stop waits for; k8s' termination grace period must exceed it.
 STOP_GRACE_SECONDS = 600
+#: Longest lease of a request in work, renewed while the run goes on. It bounds how long the
+#: request of a killed worker waits before redelivery; a shorter ``ack_deadline_seconds`` shortens it.
+MAX_LEASE_SECONDS = 60
+#: Seconds one pull waits for a message; also how quickly an idle worker notices a stop.
+PULL_WAIT_SECONDS = 5.0
+#: After a failed pull (e.g. the Pub/Sub emulator restarting) the worker pulls again after this
+#: pause in seconds, doubling up to the maximum; it gives up (exit 1) after PULL_FAILING_SECONDS
+#: of failed pulls.
+PULL_ERROR_PAUSE = 1.0
+PULL_ERROR_MAX_PAUSE = 30.0
+PULL_FAILING_SECONDS = 600.0
 
 
 def worker_id() -> str:
@@ -39,53 +56,58 @@ def consume(settings: Settings, stop: threading.Event | None = None, install_sig
         log.info("removed %d temp folders of dead workers", removed)
     session = RSession.shared()  # pay R's start-up before taking any message
     bus = Bus(settings.project)
-    storage = Storage(settings.project, settings.bucket)
-    handler = Handler(settings, storage, bus, session, worker_id())
+    handler = Handler(settings, Storage(settings.project, settings.bucket), bus, session, worker_id())
     ready = threading.Event()
     health = _serve_health(settings, ready)
-
-    def on_message(message) -> None:  # noqa: ANN001 - pubsub Message
-        outcome = handler.handle(message.data, dict(message.attributes))
-        if outcome.outcome == "retry":
-            message.nack()
-        else:
-            message.ack()
-
-    # One callback thread and one leased message: one run per R process at a time.
-    executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="run")
-    future = bus.subscribe(settings.request_subscription, on_message, max_messages=1, executor=executor)
-    ready.set()
     log.info("worker consuming", extra={"subscription": settings.request_subscription, "worker": handler.worker_id})
-    code = _wait(future, stop)
-    ready.clear()
-    if health is not None:
-        health.shutdown()
-    bus.close()
-    return code
-
-
-def _wait(future, stop: threading.Event) -> int:  # noqa: ANN001 - StreamingPullFuture
-    while not stop.wait(1.0):
-        if future.done():
-            exc = future.exception()
-            log.error("streaming pull ended: %s", exc)
-            return 1
-    log.info("stopping: no new messages; finishing the run in hand")
-    future.cancel()  # stops pulling; with await_callbacks_on_shutdown the run in hand finishes
     try:
-        future.result(timeout=STOP_GRACE_SECONDS)
-    except (concurrent.futures.CancelledError, concurrent.futures.TimeoutError):
-        pass
-    except Exception as exc:  # noqa: BLE001 - shutting down anyway
-        log.warning("streaming pull closed with %s", exc)
+        return _loop(settings, bus, handler, stop, ready)
+    finally:
+        ready.clear()
+        if health is not None:
+            health.shutdown()
+        bus.close()
+
+
+def _loop(settings: Settings, bus: Bus, handler: Handler, stop: threading.Event, ready: threading.Event) -> int:
+    """Pull, run, ack, until stopped; a stop lets the run in hand finish. 1 if pulls keep failing."""
+    failing_since: float | None = None
+    pause = PULL_ERROR_PAUSE
+    while not stop.is_set():
+        try:
+            received = bus.pull(settings.request_subscription, 1, timeout=PULL_WAIT_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - the bus already retried; keep trying, bounded
+            ready.clear()
+            failing_since = failing_since or time.monotonic()
+            if time.monotonic() - failing_since >= PULL_FAILING_SECONDS:
+                log.error("pulls failing for %.0fs: giving up (%s)", time.monotonic() - failing_since, exc)
+                return 1
+            log.warning("pull failed: %s; pulling again in %.0fs", exc, pause)
+            stop.wait(pause)
+            pause = min(pause * 2, PULL_ERROR_MAX_PAUSE)
+            continue
+        failing_since, pause = None, PULL_ERROR_PAUSE
+        ready.set()
+        for message in received:
+            _process(settings, bus, handler, message)
+    log.info("worker stopped: the run in hand, if any, finished")
     return 0
+
+
+def _process(settings: Settings, bus: Bus, handler: Handler, message: Received) -> None:
+    subscription = settings.request_subscription
+    lease = min(settings.ack_deadline_seconds, MAX_LEASE_SECONDS)
+    with Lease(bus, subscription, message.ack_id, lease):
+        outcome = handler.handle(message.data, message.attributes)
+    try:
+        (bus.nack if outcome.outcome == "retry" else bus.ack)(subscription, [message.ack_id])
+    except Exception as exc:  # noqa: BLE001 - the lease lapses and Pub/Sub redelivers; the summary stays single
+        log.warning("ack failed: %s", exc, extra={"run_path": outcome.run_path})
 
 
 def _serve_health(settings: Settings, ready: threading.Event):  # noqa: ANN202
     if not settings.metrics_port:
         return None
-    try:
-        from mmm_backfill.health import serve
-    except ImportError:  # pragma: no cover - health is part of the package
-        return None
+    from mmm_backfill.health import serve
+
     return serve(settings.metrics_port, ready=ready.is_set)
