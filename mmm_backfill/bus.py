@@ -48,6 +48,8 @@ class Bus:
                 max_messages=BATCH_MAX_MESSAGES, max_bytes=BATCH_MAX_BYTES, max_latency=BATCH_MAX_LATENCY
             )
         )
+        # Single confirmed publishes (events, dead letters) must not wait out the batch latency.
+        self.immediate = pubsub_v1.PublisherClient(batch_settings=pubsub_v1.types.BatchSettings(max_messages=1))
         self.subscriber = pubsub_v1.SubscriberClient()
 
     def topic_path(self, topic: str) -> str:
@@ -64,7 +66,8 @@ class Bus:
 
     def publish_and_wait(self, topic: str, data: bytes, attributes: dict[str, str] | None = None) -> str:
         """Publish one message and return its id once the server confirmed it."""
-        return self.publish(topic, data, attributes).result(timeout=PUBLISH_TIMEOUT)
+        future = self.immediate.publish(self.topic_path(topic), data, **(attributes or {}))
+        return future.result(timeout=PUBLISH_TIMEOUT)
 
     def publish_many(
         self,
@@ -100,14 +103,23 @@ class Bus:
         max_messages: int,
         executor: futures.ThreadPoolExecutor | None = None,
         max_lease_seconds: int = 3600,
+        lease_seconds: int | None = None,
     ) -> pubsub_v1.subscriber.futures.StreamingPullFuture:
         """Streaming pull with flow control: at most ``max_messages`` outstanding at once.
 
         The client extends leases of outstanding messages automatically, up to
         ``max_lease_seconds``. On cancel, messages held but not started are nacked and running
         callbacks are awaited, so a graceful stop finishes the work in hand.
+
+        ``lease_seconds`` (10-600) is the length of each lease and extension: a consumer that dies
+        gets its messages redelivered after at most about that long. None keeps the client's
+        default of 60 s, which the stream uses whatever the subscription's ack deadline says.
         """
-        flow = pubsub_v1.types.FlowControl(max_messages=max_messages, max_lease_duration=max_lease_seconds)
+        flow = pubsub_v1.types.FlowControl(
+            max_messages=max_messages,
+            max_lease_duration=max_lease_seconds,
+            max_duration_per_lease_extension=lease_seconds or 0,
+        )
         scheduler = pubsub_v1.subscriber.scheduler.ThreadScheduler(executor) if executor else None
         return self.subscriber.subscribe(
             self.subscription_path(subscription),
@@ -146,15 +158,19 @@ class Bus:
                 request={"subscription": self.subscription_path(subscription), "ack_ids": ack_ids}
             )
 
-    @transient_retry
     def nack(self, subscription: str, ack_ids: list[str]) -> None:
         """Make messages available again at once (deadline 0)."""
+        self.extend(subscription, ack_ids, 0)
+
+    @transient_retry
+    def extend(self, subscription: str, ack_ids: list[str], seconds: int) -> None:
+        """Set the ack deadline of pulled messages to ``seconds`` from now (0 releases them)."""
         if ack_ids:
             self.subscriber.modify_ack_deadline(
                 request={
                     "subscription": self.subscription_path(subscription),
                     "ack_ids": ack_ids,
-                    "ack_deadline_seconds": 0,
+                    "ack_deadline_seconds": seconds,
                 }
             )
 
@@ -209,5 +225,6 @@ class Bus:
         """Flush pending publishes and close the clients."""
         try:
             self.publisher.stop()
+            self.immediate.stop()
         finally:
             self.subscriber.close()

@@ -19,7 +19,7 @@ from mmm_backfill.runpath import INPUT_COLLECT, OUTPUT_COLLECT, RUN_FILES, RunPa
 from mmm_backfill.storage import ObjectInfo, PreconditionFailed, Storage
 from worker.decisions import Decision, dead_letter_attributes, decide
 from worker.extract import summarize_files
-from worker.rbridge import RSession
+from worker.rbridge import R_TEMP_PREFIX, RSession
 from worker.runfiles import MAX_TEXT_BYTES
 
 log = logging.getLogger(__name__)
@@ -151,13 +151,14 @@ def _safe_attributes(attributes: dict[str, str]) -> dict[str, str]:
 
 
 def remove_stale_temp_dirs(root: str | None = None) -> int:
-    """Remove run folders left by worker processes that died (SIGKILL skips cleanup)."""
+    """Remove run and R session folders left by worker processes that died (SIGKILL skips cleanup)."""
     root = root or tempfile.gettempdir()
     removed = 0
     for entry in os.scandir(root):
-        if not entry.name.startswith(TEMP_PREFIX) or not entry.is_dir():
+        prefix = next((p for p in (TEMP_PREFIX, R_TEMP_PREFIX) if entry.name.startswith(p)), None)
+        if prefix is None or not entry.is_dir():
             continue
-        pid = entry.name[len(TEMP_PREFIX) :].split("-", 1)[0]
+        pid = entry.name[len(prefix) :].split("-", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(entry.path, ignore_errors=True)
             removed += 1

@@ -12,10 +12,13 @@ fires, no closure runs and no S3/S4 method is dispatched.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import logging
 import math
 import os
+import shutil
+import tempfile
 import threading
 import warnings
 from collections.abc import Callable
@@ -45,6 +48,8 @@ _CODE_KINDS = frozenset(
         "S4",
     }
 )
+#: Prefix of the folder holding R's session temp folder; the owning pid follows (see ``_start_r``).
+R_TEMP_PREFIX = "mmm-rsession-"
 _EPOCH = dt.date(1970, 1, 1)
 _NA_INTEGER = -(2**31)
 
@@ -211,7 +216,7 @@ class RSession:
         """Run ``fn(*args)`` on R's thread and return its result (exceptions propagate)."""
         return self._executor.submit(fn, *args).result()
 
-    def inspect(self, serialized: bytes, label: str, extract: Callable[[RObject], T]) -> T:
+    def inspect(self, serialized: bytes | bytearray, label: str, extract: Callable[[RObject], T]) -> T:
         """Unserialize ``serialized`` in R and return ``extract(root)``, computed on R's thread.
 
         The R object is dropped before this returns, so one process holds one run at a time.
@@ -226,7 +231,12 @@ def _start_r() -> None:
     # R's console goes to our log, never to stdout (which may carry JSON output).
     callbacks.consolewrite_print = lambda text: log.debug("R: %s", text.rstrip())
     callbacks.consolewrite_warnerror = lambda text: log.info("R: %s", text.rstrip())
-    saved = {k: os.environ.get(k) for k in ("LD_LIBRARY_PATH", "R_HOME")}
+    saved = {k: os.environ.get(k) for k in ("LD_LIBRARY_PATH", "R_HOME", "TMPDIR")}
+    # R makes its session folder (Rtmp...) under TMPDIR and removes it only on a clean exit. Inside
+    # a folder named by our pid, the folder of a killed process is found and removed by the next one.
+    session_parent = tempfile.mkdtemp(prefix=f"{R_TEMP_PREFIX}{os.getpid()}-")
+    atexit.register(shutil.rmtree, session_parent, ignore_errors=True)
+    os.environ["TMPDIR"] = session_parent
     with warnings.catch_warnings():
         # R runs on its own thread on purpose; its SIGINT handling is not ours to keep.
         warnings.filterwarnings("ignore", message="R is not initialized by the main thread")
@@ -240,11 +250,11 @@ def _start_r() -> None:
             os.environ[key] = value
 
 
-def _unserialize_and_extract(serialized: bytes, label: str, extract: Callable[[RObject], T]) -> T:
+def _unserialize_and_extract(serialized: bytes | bytearray, label: str, extract: Callable[[RObject], T]) -> T:
     import rpy2.rinterface as ri
     from rpy2.rinterface_lib.embedded import RRuntimeError
 
-    raw = ri.ByteSexpVector(serialized)
+    raw = ri.ByteSexpVector.from_memoryview(memoryview(serialized))  # one memmove into R
     try:
         root = ri.baseenv["unserialize"](raw)
     except RRuntimeError as exc:

@@ -35,7 +35,7 @@ _COMPRESSIONS: tuple[tuple[bytes, str, Callable[[], object]], ...] = (
 )
 
 
-def read_serialized(path: str, limits: RdsLimits = RdsLimits()) -> bytes:
+def read_serialized(path: str, limits: RdsLimits = RdsLimits()) -> bytes | bytearray:
     """Return the decompressed serialization stream of the RDS file at ``path``.
 
     Raises RdsTooLarge, NotRds, RdsTruncated or RdsCorrupt, each naming the file.
@@ -64,7 +64,7 @@ def read_serialized(path: str, limits: RdsLimits = RdsLimits()) -> bytes:
     return data
 
 
-def _decompress(fh, dec, kind: str, name: str, limit: int) -> bytes:  # noqa: ANN001 - file, decompressor
+def _decompress(fh, dec, kind: str, name: str, limit: int) -> bytearray:  # noqa: ANN001 - file, decompressor
     """Stream-decompress ``fh``, never holding more than ``limit`` bytes of output."""
     out = bytearray()
     try:
@@ -75,7 +75,7 @@ def _decompress(fh, dec, kind: str, name: str, limit: int) -> bytes:  # noqa: AN
                 if len(out) > limit:
                     raise RdsTooLarge(f"{name}: decompresses to more than the limit of {limit} bytes")
                 if dec.eof:
-                    return bytes(out)
+                    return out  # no final copy: the stream can be hundreds of MB
                 data = _pending_input(dec)
                 if data is None:
                     break
