@@ -91,26 +91,36 @@ def scan(names: Iterable[str], revision: str | None = None, country: str | None 
     """
     check_filters(revision, country)
     result = ScanResult()
-    outputs: set[RunPath] = set()
-    summaries: set[RunPath] = set()
+    folders: dict[str, RunPath | None] = {}  # each folder is validated once, not once per file
+    outputs: set[str] = set()
+    summaries: set[str] = set()
     for name in names:
         folder, _, filename = name.rpartition("/")
         if not filename or not _in_scope(folder, revision, country):
             continue
-        try:
-            run = RunPath.parse(folder)
-        except InvalidRunPath:
+        if folder not in folders:
+            folders[folder] = _parse(folder)
+        if folders[folder] is None:
             result.skip(name)
-            continue
-        if filename == OUTPUT_COLLECT:
-            outputs.add(run)
+        elif filename == OUTPUT_COLLECT:
+            outputs.add(folder)
         elif filename == RUN_SUMMARY_NAME:
-            summaries.add(run)
-    result.runs = [Run(path, path in summaries) for path in sorted(outputs)]
+            summaries.add(folder)
+    # Folder strings sort in listing order and far faster than RunPath dataclasses.
+    result.runs = [Run(folders[f], f in summaries) for f in sorted(outputs)]  # type: ignore[arg-type]
     return result
 
 
+def _parse(folder: str) -> RunPath | None:
+    try:
+        return RunPath.parse(folder)
+    except InvalidRunPath:
+        return None
+
+
 def _in_scope(folder: str, revision: str | None, country: str | None) -> bool:
+    if revision is None and country is None:
+        return True
     parts = folder.split("/")
     if revision is not None and (len(parts) < 2 or parts[1] != revision):
         return False
