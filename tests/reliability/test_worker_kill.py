@@ -1,0 +1,91 @@
+"""Workers killed with SIGKILL mid-run, again and again: every run summarised once, nothing half-written or leaked."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from backfill_kit import (
+    BucketWatcher,
+    Figure,
+    Roles,
+    publish_requests,
+    read_summaries,
+    temp_run_dirs,
+    upload_runs,
+    wait_for,
+)
+
+from mmm_backfill.runpath import RunPath
+
+pytestmark = [pytest.mark.reliability, pytest.mark.integration]
+
+RUNS = [RunPath("r1", ("de", "fr")[i % 2], f"1102_{i:06d}") for i in range(8)]
+#: Workers killed during the test (each one mid-run), and the time allowed for them.
+KILLS = 3
+KILL_SECONDS = 60.0
+
+
+def owner_pid(folder: str) -> int | None:
+    """The pid in ``mmm-run-PID-...`` or ``mmm-rsession-PID-...``; None for any other name."""
+    parts = folder.split("-")
+    return int(parts[2]) if folder.startswith("mmm-") and len(parts) > 2 and parts[2].isdigit() else None
+
+
+def in_run(roles: Roles, run_tmp) -> list:
+    """Live workers holding a run folder right now: killing one of them interrupts a run."""
+    busy = {owner_pid(name) for name in temp_run_dirs(run_tmp)}
+    return [r for r in roles.live("worker") if r.pid in busy]
+
+
+def test_sigkilled_workers_leave_each_run_summarised_once_and_no_temp_space(
+    rel_settings, storage, bus, rel_topology, templates, proxy, roles, run_tmp, tap, figures
+):
+    upload_runs(storage, templates["slow"], RUNS)
+    started = time.monotonic()
+    with BucketWatcher(rel_settings) as watcher:
+        roles.wait_ready(roles.start("worker"), roles.start("worker"))
+        publish_requests(bus, rel_settings, RUNS)
+        killed, deadline = [], time.monotonic() + KILL_SECONDS
+        while len(killed) < KILLS and time.monotonic() < deadline:
+            victims = in_run(roles, run_tmp)
+            if victims:
+                roles.kill(victims[0])
+                killed.append(victims[0].pid)
+                roles.start("worker")  # as a supervisor would; it clears the dead one's folders
+            time.sleep(0.05)
+        try:
+            wait_for(lambda: all(read_summaries(storage, RUNS).values()), 120, "every run summarised after the kills")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{roles.tail()}") from None
+        dead_pids_folders = [p.name for p in run_tmp.iterdir() if owner_pid(p.name) in killed]
+        codes = roles.stop_all()
+    seconds = time.monotonic() - started
+    tap.drain()
+    left = sorted(p.name for p in run_tmp.iterdir())
+    summaries = read_summaries(storage, RUNS)
+    writes = {run: proxy.writes_of(run.summary_name) for run in RUNS}
+    figures.add(
+        Figure(
+            "worker SIGKILL mid-run",
+            len(RUNS),
+            lost=sum(1 for found in summaries.values() if found is None),
+            duplicated=sum(1 for run in RUNS if len(writes[run]) > 1) + len(watcher.replaced()),
+            corrupt=len(watcher.problems),
+            retries=roles.retries(),
+            seconds=seconds,
+            note=f"{len(killed)} kills mid-run; temp folders left: {len(left)}",
+        )
+    )
+
+    assert len(killed) == KILLS, f"only {len(killed)} workers caught mid-run"
+    assert not watcher.problems, watcher.problems
+    assert not watcher.replaced()
+    for run in RUNS:
+        generation = summaries[run][1]
+        assert writes[run] == [generation], f"{run}: written {len(writes[run])} times"
+        assert tap.outcomes(run)["created"] <= 1 and tap.generations(run) == {generation}
+        assert watcher.generations[run.summary_name] == {generation}
+    assert dead_pids_folders == [], "the restarted workers must remove the dead ones' run and R folders"
+    assert left == [], f"temp space leaked: {left}"
+    assert set(codes.values()) == {0}, roles.tail()
