@@ -34,6 +34,13 @@ MAX_OUTSTANDING_EVENTS = 1000
 STOP_GRACE_SECONDS = 300
 #: How often the main loop looks at the stop flag and the stream, in seconds.
 POLL_SECONDS = 0.5
+#: A stream that ends on its own is opened again after this pause (seconds), doubling up to the
+#: maximum; the aggregator gives up (exit 1) after RESUBSCRIBE_SECONDS without a stream that lasted
+#: STREAM_HEALTHY_SECONDS.
+RESUBSCRIBE_PAUSE = 1.0
+RESUBSCRIBE_MAX_PAUSE = 30.0
+RESUBSCRIBE_SECONDS = 600.0
+STREAM_HEALTHY_SECONDS = 30.0
 
 
 class EventQueue:
@@ -136,7 +143,9 @@ def run_aggregator(settings: Settings, stop_event: threading.Event | None = None
     """Consume completion events until SIGTERM/SIGINT or ``stop_event``; return the exit code.
 
     On stop: new events are returned, the events in hand are rebuilt and acked, then the
-    stream closes. Exit 0 after a clean stop, 1 when the stream ended on its own.
+    stream closes. A stream that ends on its own (the subscription vanished, Pub/Sub restarted) is
+    opened again with backoff. Exit 0 after a clean stop, 1 when that keeps failing for
+    RESUBSCRIBE_SECONDS or the rebuild thread died.
     """
     stop = stop_event or threading.Event()
     restore = _install_signal_handlers(stop)
@@ -155,29 +164,51 @@ def _serve(settings: Settings, bus: Bus, stop: threading.Event) -> int:
         target=rebuild_loop, args=(queue, storage, SummaryCache(storage)), name="rebuild", daemon=True
     )
     rebuilder.start()
-    stream = bus.subscribe(
-        settings.event_subscription, make_callback(settings, queue), max_messages=MAX_OUTSTANDING_EVENTS
-    )
-    health = _serve_health(settings, lambda: rebuilder.is_alive() and not stream.done() and not stop.is_set())
+    callback = make_callback(settings, queue)
+    stream = _Stream(lambda: bus.subscribe(settings.event_subscription, callback, max_messages=MAX_OUTSTANDING_EVENTS))
+    health = _serve_health(settings, lambda: rebuilder.is_alive() and stream.healthy() and not stop.is_set())
     log.info("aggregator consuming", extra={"subscription": settings.event_subscription})
     code = _wait(stream, rebuilder, stop)
     log.info("stopping: returning new events, finishing the rebuilds in hand")
     queue.close()
     rebuilder.join(STOP_GRACE_SECONDS)
-    _close_stream(stream)
+    _close_stream(stream.current)
     if health is not None and hasattr(health, "shutdown"):
         health.shutdown()
     return code
 
 
-def _wait(stream: Any, rebuilder: threading.Thread, stop: threading.Event) -> int:
+class _Stream:
+    """The current streaming pull, opened again when it ends on its own (e.g. Pub/Sub restarted)."""
+
+    def __init__(self, open_stream: Callable[[], Any]) -> None:
+        self.open, self.current = open_stream, open_stream()
+
+    def healthy(self) -> bool:
+        return not self.current.done()
+
+
+def _wait(stream: _Stream, rebuilder: threading.Thread, stop: threading.Event) -> int:
+    """Until ``stop``: reopen a stream that ended (backoff, bounded); 1 if that keeps failing."""
+    broken_since: float | None = None
+    pause = RESUBSCRIBE_PAUSE
     while not stop.wait(POLL_SECONDS):
-        if stream.done():
-            log.error("streaming pull ended: %s", stream.exception())
-            return 1
         if not rebuilder.is_alive():
             log.error("rebuild thread ended")
             return 1
+        if stream.healthy():
+            if broken_since is not None and time.monotonic() - broken_since > STREAM_HEALTHY_SECONDS:
+                broken_since, pause = None, RESUBSCRIBE_PAUSE
+            continue
+        broken_since = broken_since or time.monotonic()
+        if time.monotonic() - broken_since >= RESUBSCRIBE_SECONDS:
+            log.error("streaming pull keeps ending (%s): giving up", stream.current.exception())
+            return 1
+        log.warning("streaming pull ended: %s; subscribing again in %.0fs", stream.current.exception(), pause)
+        if stop.wait(pause):
+            break
+        stream.current = stream.open()
+        pause = min(pause * 2, RESUBSCRIBE_MAX_PAUSE)
     return 0
 
 
