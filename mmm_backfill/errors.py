@@ -32,6 +32,48 @@ class InvalidMessage(PermanentError):
     reason = "invalid_message"
 
 
+class MessageTooLarge(InvalidMessage):
+    """The body is larger than any valid message."""
+
+    reason = "message_too_large"
+
+
+class MessageNotUtf8(InvalidMessage):
+    """The body is not UTF-8 text."""
+
+    reason = "message_not_utf8"
+
+
+class MessageNotJson(InvalidMessage):
+    """The body is not JSON."""
+
+    reason = "message_not_json"
+
+
+class MessageBadFields(InvalidMessage):
+    """The JSON is not an object of the known fields with their types and values."""
+
+    reason = "message_bad_fields"
+
+
+class MessageVersion(InvalidMessage):
+    """The body is of a schema version this tool does not read."""
+
+    reason = "message_version"
+
+
+class PathOutsideLayout(InvalidMessage):
+    """The run path is not ``robyn/{revision}/{country}/{timestamp}`` or disagrees with the fields."""
+
+    reason = "path_outside_layout"
+
+
+class OtherBucket(InvalidMessage):
+    """The message names a bucket this process does not serve."""
+
+    reason = "other_bucket"
+
+
 class MissingRunFile(PermanentError):
     """A run lacks a file it must have (``OutputCollect.RDS``)."""
 

@@ -13,7 +13,15 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from mmm_backfill.errors import InvalidMessage, InvalidRunPath
+from mmm_backfill.errors import (
+    InvalidRunPath,
+    MessageBadFields,
+    MessageNotJson,
+    MessageNotUtf8,
+    MessageTooLarge,
+    MessageVersion,
+    PathOutsideLayout,
+)
 from mmm_backfill.runpath import RunPath
 
 #: Version of both bodies; decoders refuse any other.
@@ -69,7 +77,7 @@ class SummaryRequest:
         request = cls(**body)
         _check_run(request)
         if request.replay_count < 0:
-            raise InvalidMessage("replay_count must not be negative")
+            raise MessageBadFields("replay_count must not be negative")
         return request
 
 
@@ -100,7 +108,7 @@ class CompletionEvent:
         event = cls(**_load(data, cls))
         _check_run(event)
         if event.outcome not in OUTCOMES:
-            raise InvalidMessage(f"unknown outcome {event.outcome!r}")
+            raise MessageBadFields(f"unknown outcome {event.outcome!r}")
         return event
 
 
@@ -110,41 +118,41 @@ _TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (i
 
 def _load(data: bytes, cls: type) -> dict[str, Any]:
     if not isinstance(data, bytes | bytearray):
-        raise InvalidMessage("message body is not bytes")
+        raise MessageBadFields("message body is not bytes")
     if len(data) > MAX_BODY_BYTES:
-        raise InvalidMessage(f"message body of {len(data)} bytes is over {MAX_BODY_BYTES}")
+        raise MessageTooLarge(f"message body of {len(data)} bytes is over {MAX_BODY_BYTES}")
     try:
         body = json.loads(bytes(data).decode("utf-8"))
     except UnicodeDecodeError:
-        raise InvalidMessage("message body is not UTF-8") from None
+        raise MessageNotUtf8("message body is not UTF-8") from None
     except json.JSONDecodeError as exc:
-        raise InvalidMessage(f"message body is not JSON ({exc.msg} at {exc.pos})") from None
+        raise MessageNotJson(f"message body is not JSON ({exc.msg} at {exc.pos})") from None
     if not isinstance(body, dict):
-        raise InvalidMessage("message body is not a JSON object")
+        raise MessageBadFields("message body is not a JSON object")
     if body.get("v") != MESSAGE_VERSION:
-        raise InvalidMessage(f"unsupported message version {body.get('v')!r} (expected {MESSAGE_VERSION})")
+        raise MessageVersion(f"unsupported message version {body.get('v')!r} (expected {MESSAGE_VERSION})")
     fields = cls.__dataclass_fields__
     unknown = sorted(set(body) - set(fields))
     if unknown:
-        raise InvalidMessage(f"unknown fields {unknown}")
+        raise MessageBadFields(f"unknown fields {unknown}")
     for name, field in fields.items():
         if name not in body:
             if field.default is dataclasses.MISSING:
-                raise InvalidMessage(f"missing field {name!r}")
+                raise MessageBadFields(f"missing field {name!r}")
             continue
         value = body[name]
         kinds = _TYPES[field.type if isinstance(field.type, str) else field.type.__name__]
         if isinstance(value, bool) or not isinstance(value, kinds):
-            raise InvalidMessage(f"field {name!r} must be {field.type}, got {type(value).__name__}")
+            raise MessageBadFields(f"field {name!r} must be {field.type}, got {type(value).__name__}")
     return body
 
 
 def _check_run(message: SummaryRequest | CompletionEvent) -> None:
     if not _BUCKET.fullmatch(message.bucket):
-        raise InvalidMessage(f"invalid bucket name {message.bucket!r}")
+        raise MessageBadFields(f"invalid bucket name {message.bucket!r}")
     try:
         run = RunPath.parse(message.run_path)
     except InvalidRunPath as exc:
-        raise InvalidMessage(str(exc)) from None
+        raise PathOutsideLayout(str(exc)) from None
     if (run.revision, run.country, run.timestamp) != (message.revision, message.country, message.timestamp):
-        raise InvalidMessage(f"run_path {message.run_path!r} disagrees with revision/country/timestamp fields")
+        raise PathOutsideLayout(f"run_path {message.run_path!r} disagrees with revision/country/timestamp fields")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from mmm_backfill import metrics
 from mmm_backfill.bus import Bus
 from mmm_backfill.config import Settings
-from mmm_backfill.errors import InvalidMessage, InvalidRunFile, MissingRunFile, RdsTooLarge
+from mmm_backfill.errors import InvalidRunFile, MissingRunFile, OtherBucket, RdsTooLarge
 from mmm_backfill.messages import CompletionEvent, SummaryRequest, utc_now
 from mmm_backfill.runpath import INPUT_COLLECT, OUTPUT_COLLECT, RUN_FILES, RunPath
 from mmm_backfill.storage import ObjectInfo, PreconditionFailed, Storage
@@ -71,7 +71,7 @@ class Handler:
     def _validate(self, data: bytes) -> SummaryRequest:
         request = SummaryRequest.decode(data)
         if request.bucket != self.settings.bucket:
-            raise InvalidMessage(f"request for bucket {request.bucket!r}; this worker serves {self.settings.bucket!r}")
+            raise OtherBucket(f"request for bucket {request.bucket!r}; this worker serves {self.settings.bucket!r}")
         return request
 
     def _summarize(self, run: RunPath) -> tuple[str, int]:

@@ -77,8 +77,8 @@ def byte_cases(good: Path) -> dict[str, tuple[dict[str, bytes], str]]:
     }
 
 
-def message_cases(settings) -> dict[str, tuple[bytes, str]]:
-    """Request bodies that must never reach storage, and the part of the refusal that names why."""
+def message_cases(settings) -> dict[str, tuple[bytes, str, str]]:
+    """Request bodies that must never reach storage, their reason, and the part of the refusal that names why."""
     base = dataclasses.asdict(request_for(settings, GOOD[0]))
 
     def body(**changes: object) -> bytes:
@@ -86,18 +86,19 @@ def message_cases(settings) -> dict[str, tuple[bytes, str]]:
 
     escape = {"revision": "..", "run_path": "robyn/../de/1106_good0"}
     return {
-        "dot-dot-segment": (body(**escape), "invalid revision '..'"),
-        "absolute-path": (body(run_path="/robyn/r4/de/1106_good0"), "invalid run path"),
-        "outside-robyn": (body(run_path="model_summary/r4/de/1106_good0"), "invalid run path"),
-        "extra-segments": (body(run_path="robyn/r4/de/1106_good0/x"), "invalid run path"),
+        "dot-dot-segment": (body(**escape), "path_outside_layout", "invalid revision '..'"),
+        "absolute-path": (body(run_path="/robyn/r4/de/1106_good0"), "path_outside_layout", "invalid run path"),
+        "outside-robyn": (body(run_path="model_summary/r4/de/1106_good0"), "path_outside_layout", "invalid run path"),
+        "extra-segments": (body(run_path="robyn/r4/de/1106_good0/x"), "path_outside_layout", "invalid run path"),
         "other-bucket": (
             body(bucket="someone-elses-bucket", run_path=VICTIM.prefix, timestamp=VICTIM.timestamp),
+            "other_bucket",
             "request for bucket",
         ),
-        "malformed-json": (b'{"v": 1, "bucket": ', "not JSON"),
-        "wrong-field-type": (body(replay_count="0"), "must be int"),
-        "non-utf8": (b"\xff\xfe" + body(), "not UTF-8"),
-        "oversized": (body(backfill_id="x" * 20_000), "over 16384"),
+        "malformed-json": (b'{"v": 1, "bucket": ', "message_not_json", "not JSON"),
+        "wrong-field-type": (body(replay_count="0"), "message_bad_fields", "must be int"),
+        "non-utf8": (b"\xff\xfe" + body(), "message_not_utf8", "not UTF-8"),
+        "oversized": (body(backfill_id="x" * 20_000), "message_too_large", "over 16384"),
     }
 
 
@@ -137,7 +138,7 @@ def test_hostile_runs_and_messages_are_dead_lettered_and_the_good_runs_summarise
             storage.write(runs[name].object_name(filename), data, 0, "application/octet-stream")
         cases[request_for(rel_settings, runs[name]).encode()] = (name, reason)
     messages = message_cases(rel_settings)
-    cases.update({data: (name, "invalid_message") for name, (data, _) in messages.items()})
+    cases.update({data: (name, reason) for name, (data, reason, _) in messages.items()})
     before = bucket_snapshot(storage)
 
     started = time.monotonic()
@@ -145,7 +146,7 @@ def test_hostile_runs_and_messages_are_dead_lettered_and_the_good_runs_summarise
     roles.wait_ready(roles.start("worker", **limits), roles.start("worker", **limits))
     publish_requests(bus, rel_settings, GOOD[:2])
     publish_requests(bus, rel_settings, runs.values())
-    for data, _ in messages.values():
+    for data, _, _ in messages.values():
         bus.publish_and_wait(rel_settings.request_topic, data, {"run_path": "hostile message"})
     publish_requests(bus, rel_settings, GOOD[2:])
     letters = drain(bus, rel_settings.dead_letter_subscription, expect=len(cases), timeout=90)
@@ -182,7 +183,7 @@ def test_hostile_runs_and_messages_are_dead_lettered_and_the_good_runs_summarise
         if case in runs:
             assert attributes["run_path"] == runs[case].prefix
         else:
-            assert messages[case][1] in attributes["error_message"], (case, attributes["error_message"])
+            assert messages[case][2] in attributes["error_message"], (case, attributes["error_message"])
     assert all(found is not None for found in good.values()), "a good run of the backfill was not summarised"
     assert changed == sorted(r.summary_name for r in GOOD), "something was written besides the good summaries"
     assert set(before) <= set(after)

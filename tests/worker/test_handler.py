@@ -76,9 +76,9 @@ def test_non_rds_file_is_dead_lettered_with_its_reason(handler, settings, storag
 @pytest.mark.parametrize(
     "body,reason",
     [
-        (b"{not json", "invalid_message"),
-        (b"\xff\xfe", "invalid_message"),
-        (b'{"v": 1}', "invalid_message"),
+        (b"{not json", "message_not_json"),
+        (b"\xff\xfe", "message_not_utf8"),
+        (b'{"v": 1}', "message_bad_fields"),
     ],
 )
 def test_malformed_message_is_dead_lettered(handler, bus, settings, body, reason):
@@ -88,7 +88,7 @@ def test_malformed_message_is_dead_lettered(handler, bus, settings, body, reason
 
 def test_request_for_another_bucket_is_refused(handler, settings, seeded):
     msg = SummaryRequest.for_run("someone-elses-bucket", seeded, "bf")
-    assert handler.handle(msg.encode(), msg.attributes()).reason == "invalid_message"
+    assert handler.handle(msg.encode(), msg.attributes()).reason == "other_bucket"
 
 
 def test_run_without_output_collect_is_dead_lettered(handler, settings, storage):
