@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -84,10 +86,19 @@ def _storage(settings: Settings):  # noqa: ANN202
     return Storage(settings.project, settings.bucket)
 
 
-def _bus(settings: Settings):  # noqa: ANN202
+@contextlib.contextmanager
+def _open_bus(settings: Settings, needed: bool = True) -> Iterator[Any]:
+    """A Bus for the command (None when not ``needed``), closed whatever happens."""
+    if not needed:
+        yield None
+        return
     from mmm_backfill.bus import Bus
 
-    return Bus(settings.project)
+    bus = Bus(settings.project)
+    try:
+        yield bus
+    finally:
+        bus.close()
 
 
 project_option = click.option("--project", help="Google Cloud project [env MMM_BACKFILL_PROJECT].")
@@ -108,11 +119,8 @@ def setup(settings: Settings, project, bucket, as_json) -> None:
     from mmm_backfill.topology import SetupReport, setup_topology
 
     settings = _settings(settings, project=project, bucket=bucket)
-    bus = _bus(settings)
-    try:
+    with _open_bus(settings) as bus:
         render(SetupReport(setup_topology(settings, bus, _storage(settings))), as_json)
-    finally:
-        bus.close()
 
 
 @cli.command()
@@ -130,23 +138,20 @@ def enqueue(settings: Settings, project, bucket, revision, country, dry_run, lim
     from producer.enqueue import enqueue as run_enqueue
 
     settings = _settings(settings, project=project, bucket=bucket)
-    bus = None if dry_run else _bus(settings)
     try:
-        report = run_enqueue(
-            settings,
-            _storage(settings),
-            bus,
-            revision=revision,
-            country=country,
-            limit=limit,
-            dry_run=dry_run,
-            show_progress=not as_json,
-        )
+        with _open_bus(settings, needed=not dry_run) as bus:
+            report = run_enqueue(
+                settings,
+                _storage(settings),
+                bus,
+                revision=revision,
+                country=country,
+                limit=limit,
+                dry_run=dry_run,
+                show_progress=not as_json,
+            )
     except BackfillError as exc:
         _fail(exc)
-    finally:
-        if bus is not None:
-            bus.close()
     render(report, as_json)
 
 
@@ -214,11 +219,8 @@ def replay(settings: Settings, project, bucket, limit, country, revision, dry_ru
     from producer.replay import replay as run_replay
 
     settings = _settings(settings, project=project, bucket=bucket)
-    bus = _bus(settings)
-    try:
+    with _open_bus(settings) as bus:
         render(run_replay(settings, bus, limit=limit, country=country, revision=revision, dry_run=dry_run), as_json)
-    finally:
-        bus.close()
 
 
 @cli.command()
