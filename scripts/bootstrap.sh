@@ -4,9 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v Rscript >/dev/null 2>&1; then
+# R for the workers; jsonlite and dplyr only for the benchmark's reproduction of the old method.
+if ! command -v Rscript >/dev/null 2>&1 \
+    || ! Rscript --vanilla -e 'suppressMessages({library(jsonlite); library(dplyr)})' >/dev/null 2>&1; then
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends r-base-core >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    r-base-core r-cran-jsonlite r-cran-dplyr >/dev/null
 fi
 if ! command -v java >/dev/null 2>&1 || ! command -v gcloud >/dev/null 2>&1; then
   echo "note: the Pub/Sub emulator needs gcloud (with the beta and pubsub-emulator components) and Java" >&2

@@ -1,0 +1,1 @@
+"""Benchmark of mmm-backfill on local emulators: ``python -m bench [--quick] [--json]``."""

@@ -1,0 +1,86 @@
+"""The benchmark runs end to end in its quick mode and reports every section (structure only, no timings)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+TARGET_NAMES = (
+    "pool 2 worker(s) vs baseline",
+    "pool 1 worker(s) vs baseline",
+    "worker per-run time vs floor",
+    "scaling efficiency at 2 workers",
+)
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    cache = tmp_path_factory.mktemp("bench-cache")
+    env = {k: v for k, v in os.environ.items() if k not in ("PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")}
+    env["MMM_BENCH_CACHE"] = str(cache)
+    out = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--json"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    return json.loads(out.stdout)
+
+
+def test_reports_every_section_without_errors(quick):
+    assert quick["errors"] == {}
+    for key in ("meta", "config", "data", "baseline", "floor", "pool", "scaling", "producer", "aggregator", "targets"):
+        assert key in quick, key
+    assert quick["config"]["quick"] is True
+    assert {"date", "cores", "memory_gib"} <= set(quick["meta"])
+
+
+def test_pool_and_baseline_summarise_every_run(quick):
+    runs = quick["config"]["runs"]
+    assert quick["baseline"]["summarised"] == runs
+    assert set(quick["pool"]) == {"1", "2"}
+    for pool in quick["pool"].values():
+        assert pool["complete"] is True
+        assert pool["summaries_in_bucket"] == runs
+        assert pool["runs_per_second"] > 0
+        assert pool["peak_rss_mib_per_worker"] > 0
+        assert len(pool["worker_memory_mib"]) == pool["workers"]
+    assert quick["floor"]["runs"] == runs
+    assert quick["scaling"]["2"]["efficiency"] is not None
+
+
+def test_producer_reports_calls_and_ratio(quick):
+    lite = quick["producer"]["lite"]
+    assert lite["runs_seen"] == lite["runs"] == 2000
+    assert lite["per_run_calls"] == 0  # a structural fact, not a timing
+    assert lite["ratio_to_bare_list"] > 0
+    assert lite["publish"]["enqueued"] == lite["missing"]
+    assert quick["producer"]["fake_gcs"]["runs_seen"] == quick["producer"]["fake_gcs"]["runs"]
+
+
+def test_aggregator_reports_rebuilds_and_downloads(quick):
+    agg = quick["aggregator"]
+    assert agg["events"] == 100
+    assert agg["complete"] is True
+    assert agg["rebuilds"] >= 1
+    assert agg["summary_downloads"] >= 1
+
+
+def test_targets_are_listed_with_a_verdict(quick):
+    names = [t["name"] for t in quick["targets"]]
+    for name in TARGET_NAMES:
+        assert name in names
+    assert any(n.startswith("producer dry run") for n in names)
+    assert any(n.startswith("aggregator") for n in names)
+    assert {t["result"] for t in quick["targets"]} <= {"PASS", "FAIL", "n/a"}
