@@ -12,7 +12,6 @@ from mmm_backfill.errors import MissingRunFile
 from mmm_backfill.runpath import BEST_MODEL_ID, INPUT_COLLECT, OUTPUT_COLLECT, TIMINGS, RunPath
 from worker import robyn
 from worker.rbridge import RSession
-from worker.rds_file import read_serialized
 from worker.runfiles import MAX_TEXT_BYTES, parse_best_model_id, parse_timings
 from worker.summary import RunData, build_summary
 
@@ -25,19 +24,15 @@ def _read_text(path: str) -> bytes:
 def read_run(files: Mapping[str, str], session: RSession | None = None, limits: RdsLimits = RdsLimits()) -> RunData:
     """Read a run from local ``files`` (file name → path); only OutputCollect.RDS is required.
 
-    ``session`` defaults to the process's shared R, started only once bytes passed the checks.
+    ``session`` defaults to the process's shared R.
     """
     if OUTPUT_COLLECT not in files:
         raise MissingRunFile(f"{OUTPUT_COLLECT}: missing (a run needs it)")
-    serialized = read_serialized(files[OUTPUT_COLLECT], limits)
     session = session or RSession.shared()
-    models = session.inspect(serialized, OUTPUT_COLLECT, robyn.read_models)
-    del serialized  # one decompressed stream at a time
+    models = session.inspect_file(files[OUTPUT_COLLECT], limits, OUTPUT_COLLECT, robyn.read_models)
     metadata = None
     if INPUT_COLLECT in files:
-        serialized = read_serialized(files[INPUT_COLLECT], limits)
-        metadata = session.inspect(serialized, INPUT_COLLECT, robyn.read_input_metadata)
-        del serialized
+        metadata = session.inspect_file(files[INPUT_COLLECT], limits, INPUT_COLLECT, robyn.read_input_metadata)
     best_id, minutes = None, None
     if BEST_MODEL_ID in files:
         best_id, minutes = parse_best_model_id(_read_text(files[BEST_MODEL_ID]))

@@ -25,7 +25,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from mmm_backfill.config import RdsLimits
 from mmm_backfill.errors import RdsCorrupt, RdsTruncated, UnsafeObject, WrongObject
+from worker.rds_file import read_serialized
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -216,6 +218,13 @@ class RSession:
         """Run ``fn(*args)`` on R's thread and return its result (exceptions propagate)."""
         return self._executor.submit(fn, *args).result()
 
+    def inspect_file(self, path: str, limits: RdsLimits, label: str, extract: Callable[[RObject], T]) -> T:
+        """Read the RDS file at ``path`` under ``limits`` (see ``rds_file``) and return ``extract(root)``.
+
+        Runs on R's thread so that a gzip stream can be decompressed straight into R's memory.
+        """
+        return self.run(_read_and_extract, path, limits, label, extract)
+
     def inspect(self, serialized: bytes | bytearray, label: str, extract: Callable[[RObject], T]) -> T:
         """Unserialize ``serialized`` in R and return ``extract(root)``, computed on R's thread.
 
@@ -250,11 +259,35 @@ def _start_r() -> None:
             os.environ[key] = value
 
 
-def _unserialize_and_extract(serialized: bytes | bytearray, label: str, extract: Callable[[RObject], T]) -> T:
+def _read_and_extract(path: str, limits: RdsLimits, label: str, extract: Callable[[RObject], T]) -> T:
+    """Decompress the file straight into an R raw vector when its size is announced, then inspect."""
+    import rpy2.rinterface as ri
+    from rpy2.rinterface_lib import openrlib
+
+    allocated: dict[str, Any] = {}
+
+    def alloc(size: int) -> memoryview:
+        vector = ri.baseenv["raw"](size)
+        allocated["vector"] = vector
+        allocated["view"] = memoryview(openrlib.ffi.buffer(openrlib.rlib.RAW(vector.__sexp__._cdata), size))
+        return allocated["view"]
+
+    data = read_serialized(path, limits, alloc)
+    if data is allocated.get("view"):
+        return _unserialize_and_extract(allocated["vector"], label, extract)
+    allocated.clear()
+    return _unserialize_and_extract(data, label, extract)
+
+
+def _unserialize_and_extract(serialized: Any, label: str, extract: Callable[[RObject], T]) -> T:
+    """``serialized``: bytes-like (copied into R with one memmove) or an R raw vector already."""
     import rpy2.rinterface as ri
     from rpy2.rinterface_lib.embedded import RRuntimeError
 
-    raw = ri.ByteSexpVector.from_memoryview(memoryview(serialized))  # one memmove into R
+    if isinstance(serialized, ri.ByteSexpVector):
+        raw = serialized
+    else:
+        raw = ri.ByteSexpVector.from_memoryview(memoryview(serialized))  # one memmove into R
     try:
         root = ri.baseenv["unserialize"](raw)
     except RRuntimeError as exc:

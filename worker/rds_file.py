@@ -35,8 +35,22 @@ _COMPRESSIONS: tuple[tuple[bytes, str, Callable[[], object]], ...] = (
 )
 
 
-def read_serialized(path: str, limits: RdsLimits = RdsLimits()) -> bytes | bytearray:
+#: A decompressed-size hint below this is not trusted (and no valid stream is that short).
+_MIN_HINT = 14
+
+#: ``alloc(size)`` returns a writable buffer of exactly ``size`` bytes to decompress into.
+Alloc = Callable[[int], memoryview]
+
+
+def read_serialized(
+    path: str, limits: RdsLimits = RdsLimits(), alloc: Alloc | None = None
+) -> bytes | bytearray | memoryview:
     """Return the decompressed serialization stream of the RDS file at ``path``.
+
+    With ``alloc``, a gzip file whose trailer announces a size within the limit is decompressed
+    straight into ``alloc(size)`` (for R: no second copy); the very buffer is returned when the
+    stream filled it exactly. The trailer is only a hint: output beyond it, or short of it, falls
+    back to an ordinary buffer, and the limit is enforced on what is actually produced.
 
     Raises RdsTooLarge, NotRds, RdsTruncated or RdsCorrupt, each naming the file.
     """
@@ -51,31 +65,67 @@ def read_serialized(path: str, limits: RdsLimits = RdsLimits()) -> bytes | bytea
         fh.seek(0)
         for magic, kind, factory in _COMPRESSIONS:
             if head.startswith(magic):
-                data = _decompress(fh, factory(), kind, name, limits.max_serialized_bytes)
+                sink = _Sink(_preallocate(fh, kind, limits, alloc))
+                data = _decompress(fh, factory(), kind, name, limits.max_serialized_bytes, sink)
                 break
         else:
             if not head.startswith(_SERIAL_MAGIC):
                 raise NotRds(f"{name}: not an RDS file (unknown header {head[:6]!r})")
             data = fh.read()
-    if not data.startswith(_SERIAL_MAGIC):
+    if bytes(data[:2]) not in _SERIAL_MAGIC:
         raise NotRds(f"{name}: decompressed data is not an R serialization stream")
     if len(data) < 14:
         raise RdsTruncated(f"{name}: serialization stream ends after {len(data)} bytes")
     return data
 
 
-def _decompress(fh, dec, kind: str, name: str, limit: int) -> bytearray:  # noqa: ANN001 - file, decompressor
-    """Stream-decompress ``fh``, never holding more than ``limit`` bytes of output."""
-    out = bytearray()
+def _preallocate(fh, kind: str, limits: RdsLimits, alloc: Alloc | None) -> memoryview | None:  # noqa: ANN001
+    """A buffer of the size gzip's trailer announces (ISIZE, the size mod 2**32), when usable."""
+    if alloc is None or kind != "gzip":
+        return None
+    fh.seek(-4, os.SEEK_END)
+    hint = int.from_bytes(fh.read(4), "little")
+    fh.seek(0)
+    return alloc(hint) if _MIN_HINT <= hint <= limits.max_serialized_bytes else None
+
+
+class _Sink:
+    """Decompressed output: into a preallocated buffer while it fits, else a growing bytearray."""
+
+    def __init__(self, buffer: memoryview | None) -> None:
+        self.view, self.pos, self.spill = buffer, 0, bytearray()
+
+    def __len__(self) -> int:
+        return self.pos if self.view is not None else len(self.spill)
+
+    def write(self, part: bytes) -> None:
+        if self.view is not None:
+            end = self.pos + len(part)
+            if end <= len(self.view):
+                self.view[self.pos : end] = part
+                self.pos = end
+                return
+            self.spill += self.view[: self.pos]  # the hint was wrong: carry on in a bytearray
+            self.view = None
+        self.spill += part
+
+    def result(self) -> bytes | bytearray | memoryview:
+        if self.view is None:
+            return self.spill  # no final copy: the stream can be hundreds of MB
+        return self.view if self.pos == len(self.view) else bytes(self.view[: self.pos])
+
+
+def _decompress(fh, dec, kind: str, name: str, limit: int, sink: _Sink):  # noqa: ANN001, ANN202
+    """Stream-decompress ``fh`` into ``sink``, never holding more than ``limit`` bytes of output."""
     try:
         while chunk := fh.read(CHUNK):
             data = chunk
             while True:
-                out += dec.decompress(data, CHUNK)
-                if len(out) > limit:
+                sink.write(dec.decompress(data, CHUNK))
+                if len(sink) > limit:
                     raise RdsTooLarge(f"{name}: decompresses to more than the limit of {limit} bytes")
                 if dec.eof:
-                    return out  # no final copy: the stream can be hundreds of MB
+                    return sink.result()
                 data = _pending_input(dec)
                 if data is None:
                     break

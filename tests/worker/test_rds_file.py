@@ -66,3 +66,42 @@ def test_xz_bomb_stops_at_the_limit(tmp_path):
     bomb = lzma.compress(STREAM + b"\x00" * (32 * 1024 * 1024))
     with pytest.raises(RdsTooLarge):
         read_serialized(write(tmp_path, bomb), RdsLimits(max_serialized_bytes=4 * 1024 * 1024))
+
+
+def python_alloc(calls):
+    def alloc(size):
+        calls.append(size)
+        return memoryview(bytearray(size))
+
+    return alloc
+
+
+def with_trailer_size(data: bytes, size: int) -> bytes:
+    return data[:-4] + (size % 2**32).to_bytes(4, "little")
+
+
+def test_gzip_is_decompressed_into_the_buffer_its_trailer_announces(tmp_path):
+    calls = []
+    data = read_serialized(write(tmp_path, gzip.compress(STREAM)), alloc=python_alloc(calls))
+    assert calls == [len(STREAM)] and isinstance(data, memoryview) and bytes(data) == STREAM
+
+
+@pytest.mark.parametrize("announced", [len(STREAM) // 2, len(STREAM) * 3])
+def test_a_trailer_size_that_lies_is_corrupt_not_trusted(tmp_path, announced):
+    path = write(tmp_path, with_trailer_size(gzip.compress(STREAM), announced))
+    with pytest.raises(RdsCorrupt):
+        read_serialized(path, alloc=python_alloc([]))
+
+
+def test_an_announced_size_over_the_limit_allocates_nothing(tmp_path):
+    calls = []
+    path = write(tmp_path, with_trailer_size(gzip.compress(STREAM), 10**9))
+    with pytest.raises(RdsCorrupt):
+        read_serialized(path, RdsLimits(max_serialized_bytes=1000), python_alloc(calls))
+    assert calls == []
+
+
+def test_a_bomb_with_a_small_announced_size_stops_at_the_limit(tmp_path):
+    bomb = with_trailer_size(gzip.compress(STREAM + b"\x00" * (16 * 1024 * 1024)), 100)
+    with pytest.raises(RdsTooLarge):
+        read_serialized(write(tmp_path, bomb), RdsLimits(max_serialized_bytes=4 * 1024 * 1024), python_alloc([]))
