@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from prometheus_client import REGISTRY
 
+from aggregator.testing import RunningAggregator
 from mmm_backfill.messages import CompletionEvent
 from mmm_backfill.runpath import RunPath, country_summary_name
 from worker.summary import ModelRow, RunData, build_summary
@@ -40,25 +40,6 @@ def event_for(settings, run: RunPath) -> CompletionEvent:
         worker="test",
         completed_at="2026-11-29T12:00:05.000Z",
     )
-
-
-class RunningAggregator:
-    """``run_aggregator`` in a thread, with its own stop event; ``stop()`` returns the exit code."""
-
-    def __init__(self, settings) -> None:
-        from aggregator.service import run_aggregator
-
-        self.stop_event = threading.Event()
-        self.result: dict[str, int] = {}
-        self.thread = threading.Thread(
-            target=lambda: self.result.update(code=run_aggregator(settings, self.stop_event)), daemon=True
-        )
-        self.thread.start()
-
-    def stop(self, timeout: float = 60.0) -> int | None:
-        self.stop_event.set()
-        self.thread.join(timeout)
-        return self.result.get("code")
 
 
 class Kit:

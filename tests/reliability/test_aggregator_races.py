@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from backfill_kit import Figure, country_runs, fresh_country_file, read_country_file, wait_for, without_time
 
+from aggregator.testing import RunningAggregator
 from mmm_backfill.messages import CompletionEvent
 from mmm_backfill.runpath import RunPath, country_summary_name
 from mmm_backfill.storage import Storage
@@ -51,24 +52,6 @@ def event_of(settings, run: RunPath, generation: int) -> tuple[bytes, dict[str, 
         "2026-11-29T12:00:05.000Z",
     )
     return event.encode(), event.attributes()
-
-
-class Aggregator:
-    """``run_aggregator`` in a thread with its own stop event."""
-
-    def __init__(self, settings) -> None:
-        from aggregator.service import run_aggregator
-
-        self.stop_event, self.result = threading.Event(), {}
-        self.thread = threading.Thread(
-            target=lambda: self.result.update(code=run_aggregator(settings, self.stop_event)), daemon=True
-        )
-        self.thread.start()
-
-    def stop(self, timeout: float = 60.0) -> int | None:
-        self.stop_event.set()
-        self.thread.join(timeout)
-        return self.result.get("code")
 
 
 class CountryWatcher:
@@ -119,7 +102,7 @@ def test_racing_aggregators_lose_no_update_and_match_a_fresh_rebuild(rel_setting
     runs = [RunPath(f"r{i % 2}", COUNTRIES[i % 3], f"1104_{i:06d}") for i in range(WAVES * PER_WAVE)]
     conflicts = _count_lost_races()
     started = time.monotonic()
-    aggregators = [Aggregator(rel_settings) for _ in range(AGGREGATORS)]
+    aggregators = [RunningAggregator(rel_settings) for _ in range(AGGREGATORS)]
     published = 0
     try:
         with CountryWatcher(rel_settings) as watcher, ThreadPoolExecutor(8) as pool:
