@@ -349,6 +349,20 @@ def without_time(document: dict | None) -> dict | None:
     return None if document is None else {k: v for k, v in document.items() if k != "aggregated_at"}
 
 
+def stored_and_fresh(storage: Storage, countries: Iterable[str]) -> tuple[dict[str, dict | None], dict[str, dict]]:
+    """Each country's stored file, and a fresh one-shot rebuild of it to compare against."""
+    countries = list(countries)
+    return (
+        {c: read_country_file(storage, c)[0] for c in countries},
+        {c: fresh_country_file(storage, c) for c in countries},
+    )
+
+
+def mismatched_countries(stored: dict[str, dict | None], fresh: dict[str, dict]) -> list[str]:
+    """Countries whose stored file differs from the fresh rebuild (``aggregated_at`` aside)."""
+    return [c for c in stored if without_time(stored[c]) != without_time(fresh[c])]
+
+
 def country_runs(document: dict | None) -> list[str]:
     return [] if document is None else [run["run_path"] for run in document["runs"]]
 

@@ -11,7 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from backfill_kit import Figure, country_runs, fresh_country_file, read_country_file, wait_for, without_time
+from backfill_kit import Figure, country_runs, mismatched_countries, read_country_file, stored_and_fresh, wait_for
 
 from aggregator.testing import RunningAggregator
 from mmm_backfill.messages import CompletionEvent
@@ -131,12 +131,11 @@ def test_racing_aggregators_lose_no_update_and_match_a_fresh_rebuild(rel_setting
         conflicts.detach()
     seconds = time.monotonic() - started
 
-    stored = {c: read_country_file(storage, c)[0] for c in COUNTRIES}
-    fresh = {c: fresh_country_file(storage, c) for c in COUNTRIES}
+    stored, fresh = stored_and_fresh(storage, COUNTRIES)
     expected = {c: {r.prefix for r in runs if r.country == c} for c in COUNTRIES}
     lost = sum(len(expected[c] - set(country_runs(stored[c]))) for c in COUNTRIES)
     duplicated = sum(len(country_runs(stored[c])) - len(set(country_runs(stored[c]))) for c in COUNTRIES)
-    mismatched = [c for c in COUNTRIES if without_time(stored[c]) != without_time(fresh[c])]
+    mismatched = mismatched_countries(stored, fresh)
     versions = sum(len(v) for v in watcher.history.values())
     figures.add(
         Figure(

@@ -18,10 +18,11 @@ from backfill_kit import (
     REPO,
     Figure,
     country_runs,
-    fresh_country_file,
+    mismatched_countries,
     publish_requests,
     read_country_file,
     read_summaries,
+    stored_and_fresh,
     upload_runs,
     wait_for,
     without_time,
@@ -99,15 +100,14 @@ def test_roles_reconnect_after_a_pubsub_emulator_restart_and_the_backfill_finish
     seconds = time.monotonic() - started
     summaries = read_summaries(storage, RUNS)
     writes = {run: proxy.writes_of(run.summary_name) for run in RUNS}
-    stored = {c: read_country_file(storage, c)[0] for c in COUNTRIES}
-    fresh = {c: fresh_country_file(storage, c) for c in COUNTRIES}
+    stored, fresh = stored_and_fresh(storage, COUNTRIES)
     figures.add(
         Figure(
             "Pub/Sub emulator restart",
             len(RUNS),
             lost=sum(1 for found in summaries.values() if found is None),
             duplicated=sum(1 for run in RUNS if len(writes[run]) > 1),
-            corrupt=sum(1 for c in COUNTRIES if without_time(stored[c]) != without_time(fresh[c])),
+            corrupt=len(mismatched_countries(stored, fresh)),
             retries=roles.retries(),
             seconds=seconds,
             note=f"state kept across restart: {'yes' if persisted else 'no'}; {done_at_restart} done before, "

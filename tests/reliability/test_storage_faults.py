@@ -8,10 +8,11 @@ import pytest
 from backfill_kit import (
     Figure,
     country_runs,
-    fresh_country_file,
+    mismatched_countries,
     publish_requests,
     read_country_file,
     read_summaries,
+    stored_and_fresh,
     summary_problems,
     upload_runs,
     wait_for,
@@ -66,15 +67,14 @@ def test_storage_faults_leave_every_summary_and_country_file_written_once(
     writes = {run: proxy.writes_of(run.summary_name) for run in RUNS}
     created = {run: tap.outcomes(run)["created"] for run in RUNS}
     corrupt = [p for run, (data, _) in summaries.items() for p in summary_problems(run.summary_name, data)]
-    stored = {c: read_country_file(storage, c)[0] for c in COUNTRIES}
-    fresh = {c: fresh_country_file(storage, c) for c in COUNTRIES}
+    stored, fresh = stored_and_fresh(storage, COUNTRIES)
     figures.add(
         Figure(
             "transient storage faults",
             len(RUNS),
             lost=sum(1 for found in summaries.values() if found is None),
             duplicated=sum(1 for run in RUNS if len(writes[run]) > 1 or created[run] > 1),
-            corrupt=len(corrupt) + sum(1 for c in COUNTRIES if without_time(stored[c]) != without_time(fresh[c])),
+            corrupt=len(corrupt) + len(mismatched_countries(stored, fresh)),
             retries=roles.retries(),
             seconds=seconds,
             note=f"{sum(proxy.faults.values())} faults in {proxy.requests} requests: "
