@@ -101,31 +101,19 @@ class Bus:
         subscription: str,
         callback: Callable[[pubsub_v1.subscriber.message.Message], None],
         max_messages: int,
-        executor: futures.ThreadPoolExecutor | None = None,
         max_lease_seconds: int = 3600,
-        lease_seconds: int | None = None,
     ) -> pubsub_v1.subscriber.futures.StreamingPullFuture:
         """Streaming pull with flow control: at most ``max_messages`` outstanding at once.
 
         The client extends leases of outstanding messages automatically, up to
         ``max_lease_seconds``. On cancel, messages held but not started are nacked and running
         callbacks are awaited, so a graceful stop finishes the work in hand.
-
-        ``lease_seconds`` (10-600) is the length of each lease and extension: a consumer that dies
-        gets its messages redelivered after at most about that long. None keeps the client's
-        default of 60 s, which the stream uses whatever the subscription's ack deadline says.
         """
-        flow = pubsub_v1.types.FlowControl(
-            max_messages=max_messages,
-            max_lease_duration=max_lease_seconds,
-            max_duration_per_lease_extension=lease_seconds or 0,
-        )
-        scheduler = pubsub_v1.subscriber.scheduler.ThreadScheduler(executor) if executor else None
+        flow = pubsub_v1.types.FlowControl(max_messages=max_messages, max_lease_duration=max_lease_seconds)
         return self.subscriber.subscribe(
             self.subscription_path(subscription),
             callback=callback,
             flow_control=flow,
-            scheduler=scheduler,
             await_callbacks_on_shutdown=True,
         )
 

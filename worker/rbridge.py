@@ -221,16 +221,10 @@ class RSession:
     def inspect_file(self, path: str, limits: RdsLimits, label: str, extract: Callable[[RObject], T]) -> T:
         """Read the RDS file at ``path`` under ``limits`` (see ``rds_file``) and return ``extract(root)``.
 
-        Runs on R's thread so that a gzip stream can be decompressed straight into R's memory.
+        Runs on R's thread so that a gzip stream can be decompressed straight into R's memory. The
+        R object is dropped before this returns, so one process holds one run at a time.
         """
         return self.run(_read_and_extract, path, limits, label, extract)
-
-    def inspect(self, serialized: bytes | bytearray, label: str, extract: Callable[[RObject], T]) -> T:
-        """Unserialize ``serialized`` in R and return ``extract(root)``, computed on R's thread.
-
-        The R object is dropped before this returns, so one process holds one run at a time.
-        """
-        return self.run(_unserialize_and_extract, serialized, label, extract)
 
 
 def _start_r() -> None:
