@@ -20,11 +20,25 @@ class RdsLimits:
     """Cost bounds for one RDS file.
 
     max_file_bytes: refuse files larger than this on disk. Default 512 MiB.
-    max_serialized_bytes: refuse when the decompressed stream exceeds this. Default 2 GiB.
+    max_serialized_bytes: refuse when the decompressed stream exceeds this. Default 1 GiB.
+    max_depth: deepest nesting of objects; R's reader recurses once per level and a few hundred
+        thousand overflow its stack. Default 1,000 (the real Robyn runs reach 129-135).
+    max_string_bytes: longest single string. Default 1 MiB (the real runs' longest: 146 bytes).
+    max_altrep_length: longest compact sequence, deferred string or wrapper. Default 10 million
+        (the real runs hold 6-37 compact integer sequences, each a data frame's row names).
+    max_memory_bytes: estimated memory of the R objects the stream describes, ALTREP vectors counted
+        expanded. Default 1 GiB (the real runs: 3-36 MiB). With the stream itself (at most
+        ``max_serialized_bytes``) a run stays near 2.3 GiB, inside the worker pod's 4 GiB.
+    max_models: most rows of ``resultHypParam``. Default 100,000 (the real runs keep 1-31 of 600-1,000).
     """
 
     max_file_bytes: int = 512 * 1024 * 1024
-    max_serialized_bytes: int = 2 * 1024 * 1024 * 1024
+    max_serialized_bytes: int = 1024 * 1024 * 1024
+    max_depth: int = 1_000
+    max_string_bytes: int = 1024 * 1024
+    max_altrep_length: int = 10_000_000
+    max_memory_bytes: int = 1024 * 1024 * 1024
+    max_models: int = 100_000
 
 
 @dataclass(frozen=True)
@@ -40,6 +54,12 @@ class Settings:
     ack_deadline_seconds: initial lease of a request; the client extends it while a run is in work.
     retry_min_backoff_seconds / retry_max_backoff_seconds: Pub/Sub's redelivery backoff after a nack.
     max_rds_bytes / max_rds_serialized_bytes: cost bounds for one RDS file (bytes on disk, decompressed).
+    max_rds_depth / max_rds_string_bytes / max_rds_altrep_length / max_rds_memory_bytes / max_models:
+        the stream check's bounds; see RdsLimits for each default and the figures behind it.
+    max_worker_crashes: a run whose handling killed this many worker processes is dead-lettered
+        (``worker_crashed``) instead of being tried again. Must stay below max_delivery_attempts.
+    max_run_seconds: a run that holds a worker longer is given up (``run_timeout``) and the worker
+        process replaced. Default 300 s; a real run takes 0.1-1 s.
     coalesce_seconds: how long the aggregator gathers events for a country before rebuilding it.
     metrics_port: port of ``/healthz``, ``/readyz`` and ``/metrics`` (0 disables the server).
     log_format: ``json`` (one object per line, for Cloud Logging) or ``text``; ``auto`` picks text on a TTY.
@@ -59,6 +79,13 @@ class Settings:
     retry_max_backoff_seconds: int = 600
     max_rds_bytes: int = RdsLimits.max_file_bytes
     max_rds_serialized_bytes: int = RdsLimits.max_serialized_bytes
+    max_rds_depth: int = RdsLimits.max_depth
+    max_rds_string_bytes: int = RdsLimits.max_string_bytes
+    max_rds_altrep_length: int = RdsLimits.max_altrep_length
+    max_rds_memory_bytes: int = RdsLimits.max_memory_bytes
+    max_models: int = RdsLimits.max_models
+    max_worker_crashes: int = 2
+    max_run_seconds: float = 300.0
     coalesce_seconds: float = 2.0
     metrics_port: int = 0
     log_format: str = "auto"
@@ -80,7 +107,15 @@ class Settings:
 
     @property
     def rds_limits(self) -> RdsLimits:
-        return RdsLimits(max_file_bytes=self.max_rds_bytes, max_serialized_bytes=self.max_rds_serialized_bytes)
+        return RdsLimits(
+            max_file_bytes=self.max_rds_bytes,
+            max_serialized_bytes=self.max_rds_serialized_bytes,
+            max_depth=self.max_rds_depth,
+            max_string_bytes=self.max_rds_string_bytes,
+            max_altrep_length=self.max_rds_altrep_length,
+            max_memory_bytes=self.max_rds_memory_bytes,
+            max_models=self.max_models,
+        )
 
     @staticmethod
     def env_names() -> list[str]:

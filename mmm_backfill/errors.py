@@ -110,6 +110,48 @@ class RdsCorrupt(RdsError):
     reason = "rds_corrupt"
 
 
+class RdsTooDeep(RdsError):
+    """Objects nest deeper than the limit: R's reader recurses once per level and would overflow its stack."""
+
+    reason = "rds_too_deep"
+
+
+class RdsValueTooLarge(RdsError):
+    """A string, vector or table is larger than its limit (the stream itself may be small)."""
+
+    reason = "rds_value_too_large"
+
+
+class RdsOverBudget(RdsError):
+    """The objects R would build from the stream exceed the memory budget of one run."""
+
+    reason = "rds_over_memory_budget"
+
+
+class AltrepRefused(RdsError):
+    """An ALTREP record of a class not on the allowlist (``mmap_*``, or any other package's class)."""
+
+    reason = "altrep_refused"
+
+
+class AltrepTooLong(RdsError):
+    """An allowed ALTREP record (compact sequence, deferred string, wrapper) longer than the limit."""
+
+    reason = "altrep_too_long"
+
+
+class ForbiddenRdsType(RdsError):
+    """External pointers, weak references, persistent or class references: no place in model output."""
+
+    reason = "rds_forbidden_type"
+
+
+class InvalidText(RdsError):
+    """Text in the file that is not valid UTF-8."""
+
+    reason = "invalid_text"
+
+
 class WrongObject(RdsError):
     """The RDS holds a readable object of the wrong kind (not a Robyn output)."""
 
@@ -144,3 +186,15 @@ class InvalidRunFile(PermanentError):
     """``best_model_id.txt`` or ``timings.csv`` cannot be read as text of the expected form."""
 
     reason = "invalid_run_file"
+
+
+class WorkerCrashed(PermanentError):
+    """Handling this run killed a worker process as many times as allowed; it is not tried again."""
+
+    reason = "worker_crashed"
+
+
+class RunTimeout(PermanentError):
+    """Handling this run held a worker past the wall-clock limit; the worker was stopped."""
+
+    reason = "run_timeout"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -29,7 +30,8 @@ def read_run(files: Mapping[str, str], session: RSession | None = None, limits: 
     if OUTPUT_COLLECT not in files:
         raise MissingRunFile(f"{OUTPUT_COLLECT}: missing (a run needs it)")
     session = session or RSession.shared()
-    models = session.inspect_file(files[OUTPUT_COLLECT], limits, OUTPUT_COLLECT, robyn.read_models)
+    read_models = functools.partial(robyn.read_models, max_models=limits.max_models)
+    models = session.inspect_file(files[OUTPUT_COLLECT], limits, OUTPUT_COLLECT, read_models)
     metadata = None
     if INPUT_COLLECT in files:
         metadata = session.inspect_file(files[INPUT_COLLECT], limits, INPUT_COLLECT, robyn.read_input_metadata)

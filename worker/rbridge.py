@@ -13,6 +13,7 @@ fires, no closure runs and no S3/S4 method is dispatched.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as dt
 import logging
 import math
@@ -26,8 +27,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from mmm_backfill.config import RdsLimits
-from mmm_backfill.errors import RdsCorrupt, RdsTruncated, UnsafeObject, WrongObject
+from mmm_backfill.errors import BackfillError, InvalidText, RdsCorrupt, RdsTruncated, UnsafeObject, WrongObject
 from worker.rds_file import read_serialized
+from worker.rds_stream import check_stream
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -104,6 +106,8 @@ class RObject:
         names = self.names()
         if name not in names:
             return None
+        if len(names) != len(self):
+            raise WrongObject(f"{self.label}: {len(names)} names for {len(self)} elements")
         return RObject(self._sexp[names.index(name)], f"{self.label}${name}")
 
     def values(self) -> list[Any]:
@@ -190,7 +194,10 @@ _R_TYPE_NAMES = {
 def _plain_strings(sexp: Any) -> list[str | None]:
     import rpy2.rinterface as ri
 
-    return [None if v is ri.NA_Character else str(v) for v in sexp]
+    try:
+        return [None if v is ri.NA_Character else str(v) for v in sexp]
+    except UnicodeDecodeError as exc:
+        raise InvalidText(f"text that is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
 
 
 class RSession:
@@ -267,6 +274,7 @@ def _read_and_extract(path: str, limits: RdsLimits, label: str, extract: Callabl
         return allocated["view"]
 
     data = read_serialized(path, limits, alloc)
+    check_stream(data, limits, label)
     if data is allocated.get("view"):
         return _unserialize_and_extract(allocated["vector"], label, extract)
     allocated.clear()
@@ -283,7 +291,8 @@ def _unserialize_and_extract(serialized: Any, label: str, extract: Callable[[ROb
     else:
         raw = ri.ByteSexpVector.from_memoryview(memoryview(serialized))  # one memmove into R
     try:
-        root = ri.baseenv["unserialize"](raw)
+        with _namespaces_not_loaded():
+            root = ri.baseenv["unserialize"](raw)
     except RRuntimeError as exc:
         message = " ".join(str(exc).split()) or "unreadable"
         if any(hint in message for hint in ("read error", "reading from connection", "end of", "truncated")):
@@ -293,5 +302,36 @@ def _unserialize_and_extract(serialized: Any, label: str, extract: Callable[[ROb
         del raw
     try:
         return extract(RObject(root, label))
+    except BackfillError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the same bytes fail the same way: never retried
+        raise WrongObject(f"{label}: unreadable object ({type(exc).__name__}: {exc})") from None
     finally:
         del root
+
+
+#: R code of the stand-ins for base's ``getNamespace`` and ``findPackageEnv``.
+_STAND_IN = "function(info) new.env(parent = emptyenv())"
+
+
+@contextlib.contextmanager
+def _namespaces_not_loaded():
+    """Make the stream's namespace and package references empty environments instead of loading them.
+
+    R's unserialize resolves a namespace reference by evaluating ``getNamespace(info)`` (a package
+    one by ``findPackageEnv(info)``) in the global environment, and ``getNamespace`` loads the package
+    and runs its load hooks. Real Robyn files reference Robyn, ggplot2, scales and a few more inside
+    their plots; a summary needs none of them. Stand-ins in the global environment are found first, so
+    no package is loaded and no code of the machine's R library runs; they are removed afterwards.
+    """
+    import rpy2.rinterface as ri
+
+    names = ("getNamespace", "findPackageEnv")
+    stand_in = ri.parse(_STAND_IN)
+    function = ri.baseenv["eval"](stand_in, ri.baseenv)
+    for name in names:
+        ri.globalenv[name] = function
+    try:
+        yield
+    finally:
+        ri.baseenv["rm"](list=ri.StrSexpVector(names), envir=ri.globalenv)

@@ -37,6 +37,9 @@ _COMPRESSIONS: tuple[tuple[bytes, str, Callable[[], object]], ...] = (
 
 #: A decompressed-size hint below this is not trusted (and no valid stream is that short).
 _MIN_HINT = 14
+#: Deflate never expands more than about 1032:1, so a trailer claiming more than that times the
+#: file's size is a lie (a 200-byte file claiming 2 GiB reserved 2 GiB before this bound).
+_MAX_GZIP_RATIO = 1032
 
 #: ``alloc(size)`` returns a writable buffer of exactly ``size`` bytes to decompress into.
 Alloc = Callable[[int], memoryview]
@@ -86,7 +89,8 @@ def _preallocate(fh, kind: str, limits: RdsLimits, alloc: Alloc | None) -> memor
     fh.seek(-4, os.SEEK_END)
     hint = int.from_bytes(fh.read(4), "little")
     fh.seek(0)
-    return alloc(hint) if _MIN_HINT <= hint <= limits.max_serialized_bytes else None
+    most = min(limits.max_serialized_bytes, os.fstat(fh.fileno()).st_size * _MAX_GZIP_RATIO)
+    return alloc(hint) if _MIN_HINT <= hint <= most else None
 
 
 class _Sink:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from mmm_backfill.errors import MissingColumn, UnsafeObject, WrongColumnType, WrongObject
+from mmm_backfill.config import RdsLimits
+from mmm_backfill.errors import MissingColumn, RdsValueTooLarge, UnsafeObject, WrongColumnType, WrongObject
 from mmm_backfill.summary_schema import INPUT_DATES, INPUT_SCALARS, INPUT_VAR_LISTS, MODEL_METRICS
 from worker.rbridge import RObject
 from worker.summary import ModelRow
@@ -24,6 +25,14 @@ METRIC_COLUMNS: dict[str, tuple[str, ...]] = {
     "decomp_rssd": ("decomp.rssd", "decomp_rssd"),
 }
 _ATOMIC = ("double", "integer", "logical", "character")
+#: Longest model id (Robyn's look like "3_152_7"); a summary never carries megabytes of id.
+MAX_ID_CHARS = 256
+#: Longest text of ``input_metadata`` (a variable or dependent-variable name, an adstock type).
+MAX_TEXT_CHARS = 1024
+#: Most variables in one ``input_metadata`` list.
+MAX_LIST_ITEMS = 10_000
+#: Most columns of ``resultHypParam`` (Robyn writes 50-60).
+MAX_COLUMNS = 10_000
 
 
 def _column(table: RObject, name: str, rows: int) -> list[Any] | None:
@@ -74,17 +83,22 @@ def _row_count(table: RObject) -> int:
     return len(ids)
 
 
-def read_models(root: RObject) -> list[ModelRow]:
-    """Models of ``OutputCollect$resultHypParam`` in table order."""
+def read_models(root: RObject, max_models: int = RdsLimits.max_models) -> list[ModelRow]:
+    """Models of ``OutputCollect$resultHypParam`` in table order; at most ``max_models`` rows."""
     root.require("list")
     table = root.get("resultHypParam")
     if table is None:
         raise WrongObject(f"{root.label}: no 'resultHypParam' element (not a Robyn OutputCollect)")
     table.require("data.frame")
+    if len(table) > MAX_COLUMNS:
+        raise RdsValueTooLarge(f"{table.label}: {len(table)} columns, over the limit of {MAX_COLUMNS}")
     rows = _row_count(table)
+    if rows > max_models:
+        raise RdsValueTooLarge(f"{table.label}: {rows} models, over the limit of {max_models}")
     ids = _column(table, ID_COLUMN, rows) or []
     if any(not isinstance(i, str) or not i for i in ids):
         raise WrongColumnType(f"{table.label}${ID_COLUMN}: expected non-empty text ids")
+    _bounded_text(ids, MAX_ID_CHARS, f"{table.label}${ID_COLUMN}")
     if _column(table, "nrmse", rows) is None:
         raise MissingColumn(f"{table.label}: no 'nrmse' column")
     metrics: dict[str, list[float | None]] = {}
@@ -106,7 +120,7 @@ def _scalar_text(root: RObject, name: str) -> str | None:
     values = item.require("character", "integer").values()
     if values and not isinstance(values[0], str | None):
         raise WrongObject(f"{item.label}: expected text")
-    return values[0] if values else None
+    return _bounded_text(values[:1], MAX_TEXT_CHARS, item.label)[0] if values else None
 
 
 def _iso_date(root: RObject, name: str) -> str | None:
@@ -133,10 +147,19 @@ def _text_list(root: RObject, name: str) -> list[str]:
     item = root.get(name)
     if item is None or item.kind == "NULL":
         return []
-    values = item.require("character", "integer", "logical").values()
+    if len(item) > MAX_LIST_ITEMS:
+        raise RdsValueTooLarge(f"{item.label}: {len(item)} entries, over the limit of {MAX_LIST_ITEMS}")
+    values = _bounded_text(item.require("character", "integer", "logical").values(), MAX_TEXT_CHARS, item.label)
     if any(v is not None and not isinstance(v, str) for v in values):
         raise WrongObject(f"{item.label}: expected text")
     return [v for v in values if v is not None]
+
+
+def _bounded_text(values: list[Any], limit: int, label: str) -> list[Any]:
+    longest = max((len(v) for v in values if isinstance(v, str)), default=0)
+    if longest > limit:
+        raise RdsValueTooLarge(f"{label}: a text of {longest} characters, over the limit of {limit}")
+    return values
 
 
 def read_input_metadata(root: RObject) -> dict[str, Any]:

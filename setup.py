@@ -1,0 +1,5 @@
+"""The one compiled part: the serialization stream check (see worker/_rdscheck.c for why it is C)."""
+
+from setuptools import Extension, setup
+
+setup(ext_modules=[Extension("worker._rdscheck", ["worker/_rdscheck.c"], extra_compile_args=["-O2", "-Wall"])])
