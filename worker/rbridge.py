@@ -81,13 +81,13 @@ class RObject:
 
     def classes(self) -> list[str]:
         value = self._attr("class")
-        return _plain_strings(value) if value is not None and _type_name(value) == "character" else []
+        return _plain_strings(value, self.label) if value is not None and _type_name(value) == "character" else []
 
     def names(self) -> list[str]:
         value = self._attr("names")
         if value is None or _type_name(value) != "character":
             return []
-        return [n or "" for n in _plain_strings(value)]
+        return [n or "" for n in _plain_strings(value, self.label)]
 
     def __len__(self) -> int:
         return len(self._sexp)
@@ -119,7 +119,7 @@ class RObject:
         kind = self.require("double", "integer", "logical", "character").kind
         classes = self.classes()
         if kind == "character":
-            return _plain_strings(self._sexp)
+            return _plain_strings(self._sexp, self.label)
         if kind == "logical":
             return [None if v is _NA_LOGICAL() else bool(v) for v in self._sexp]
         if kind == "integer":
@@ -134,7 +134,7 @@ class RObject:
         levels_sexp = self._attr("levels")
         if levels_sexp is None or _type_name(levels_sexp) != "character":
             raise WrongObject(f"{self.label}: factor without character levels")
-        levels = _plain_strings(levels_sexp)
+        levels = _plain_strings(levels_sexp, self.label)
         if any(c is not None and not 1 <= c <= len(levels) for c in codes):
             raise WrongObject(f"{self.label}: factor code out of range")
         return [None if c is None else levels[c - 1] for c in codes]
@@ -191,13 +191,13 @@ _R_TYPE_NAMES = {
 }
 
 
-def _plain_strings(sexp: Any) -> list[str | None]:
+def _plain_strings(sexp: Any, label: str) -> list[str | None]:
     import rpy2.rinterface as ri
 
     try:
         return [None if v is ri.NA_Character else str(v) for v in sexp]
     except UnicodeDecodeError as exc:
-        raise InvalidText(f"text that is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+        raise InvalidText(f"{label}: text that is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
 
 
 class RSession:
@@ -311,22 +311,23 @@ def _unserialize_and_extract(serialized: Any, label: str, extract: Callable[[ROb
 
 
 #: R code of the stand-ins for base's ``getNamespace`` and ``findPackageEnv``.
-_STAND_IN = "function(info) new.env(parent = emptyenv())"
+_STAND_IN = "function(...) new.env(parent = emptyenv())"
 
 
 @contextlib.contextmanager
 def _namespaces_not_loaded():
     """Make the stream's namespace and package references empty environments instead of loading them.
 
-    R's unserialize resolves a namespace reference by evaluating ``getNamespace(info)`` (a package
-    one by ``findPackageEnv(info)``) in the global environment, and ``getNamespace`` loads the package
-    and runs its load hooks. Real Robyn files reference Robyn, ggplot2, scales and a few more inside
-    their plots; a summary needs none of them. Stand-ins in the global environment are found first, so
-    no package is loaded and no code of the machine's R library runs; they are removed afterwards.
+    R's unserialize resolves a namespace reference by evaluating ``..getNamespace(info, where)``
+    (``getNamespace`` before R 4.1; a package one by ``findPackageEnv(info)``) in the global
+    environment, and that loads the package and runs its load hooks. Real Robyn files reference Robyn,
+    ggplot2, ggridges, lares, scales and stats inside their plots; a summary needs none of them.
+    Stand-ins in the global environment are found first, so no package is loaded and no code of the
+    machine's R library runs; they are removed afterwards.
     """
     import rpy2.rinterface as ri
 
-    names = ("getNamespace", "findPackageEnv")
+    names = ("..getNamespace", "getNamespace", "findPackageEnv")
     stand_in = ri.parse(_STAND_IN)
     function = ri.baseenv["eval"](stand_in, ri.baseenv)
     for name in names:
