@@ -7,6 +7,7 @@ whole backlog while the others idle. Pulling one at a time spreads runs evenly o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -17,9 +18,11 @@ import time
 from mmm_backfill.bus import Bus, Received
 from mmm_backfill.config import Settings
 from mmm_backfill.storage import Storage
+from worker.claims import Claim, Claims
 from worker.handler import Handler, remove_stale_temp_dirs
 from worker.lease import Lease
 from worker.rbridge import RSession
+from worker.recovery import Deadline, crashed_too_often, give_up, recover_orphans
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +60,25 @@ def consume(settings: Settings, stop: threading.Event | None = None, install_sig
     session = RSession.shared()  # pay R's start-up before taking any message
     bus = Bus(settings.project)
     handler = Handler(settings, Storage(settings.project, settings.bucket), bus, session, worker_id())
+    claims = Claims()
+    if recover_orphans(claims, bus, settings, handler.worker_id):  # a predecessor in this pod died on a run
+        log.info("settled the requests of worker processes that died")
     ready = threading.Event()
     health = _serve_health(settings, ready)
     log.info("worker consuming", extra={"subscription": settings.request_subscription, "worker": handler.worker_id})
     try:
-        return _loop(settings, bus, handler, stop, ready)
+        return _loop(settings, bus, handler, claims, stop, ready)
     finally:
         ready.clear()
         if health is not None:
             health.shutdown()
         bus.close()
+        claims.tidy()
 
 
-def _loop(settings: Settings, bus: Bus, handler: Handler, stop: threading.Event, ready: threading.Event) -> int:
+def _loop(
+    settings: Settings, bus: Bus, handler: Handler, claims: Claims, stop: threading.Event, ready: threading.Event
+) -> int:
     """Pull, run, ack, until stopped; a stop lets the run in hand finish. 1 if pulls keep failing."""
     failing_since: float | None = None
     pause = PULL_ERROR_PAUSE
@@ -89,15 +98,23 @@ def _loop(settings: Settings, bus: Bus, handler: Handler, stop: threading.Event,
         failing_since, pause = None, PULL_ERROR_PAUSE
         ready.set()
         for message in received:
-            _process(settings, bus, handler, message)
+            _process(settings, bus, handler, claims, message)
     log.info("worker stopped: the run in hand, if any, finished")
     return 0
 
 
-def _process(settings: Settings, bus: Bus, handler: Handler, message: Received) -> None:
+def _process(settings: Settings, bus: Bus, handler: Handler, claims: Claims, message: Received) -> None:
+    """Handle one request under a claim (so a crash is traced to it), a renewed lease and a deadline."""
     subscription = settings.request_subscription
+    claim = Claim(os.getpid(), message.data, message.attributes, message.ack_id, message.attributes.get("run_path"))
+    crashed = crashed_too_often(claims, settings, claim)
+    if crashed is not None:
+        with contextlib.suppress(Exception):  # not acked: it comes back and is given up then
+            give_up(bus, settings, handler.worker_id, crashed, claim)
+        return
     lease = min(settings.ack_deadline_seconds, MAX_LEASE_SECONDS)
-    with Lease(bus, subscription, message.ack_id, lease):
+    deadline = Deadline(claims, bus, settings, handler.worker_id, claim)
+    with claims.holding(claim), Lease(bus, subscription, message.ack_id, lease), deadline:
         outcome = handler.handle(message.data, message.attributes)
     try:
         (bus.nack if outcome.outcome == "retry" else bus.ack)(subscription, [message.ack_id])

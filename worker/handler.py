@@ -130,15 +130,22 @@ class Handler:
             metrics.TRANSIENT_RETRIES.inc()
             log.warning("request will be retried: %s", exc, extra={"run_path": run_path, "reason": reason})
             return Outcome("retry", run_path, reason)
-        attrs = dead_letter_attributes(exc, self.worker_id, _safe_attributes(attributes))
         try:
-            self.bus.publish_and_wait(self.settings.dead_letter_topic, data, attrs)
+            publish_dead_letter(self.bus, self.settings, exc, data, attributes, self.worker_id)
         except Exception as publish_exc:  # noqa: BLE001 - the request is nacked, not lost
             log.error("dead-letter publish failed: %s", publish_exc, extra={"run_path": run_path})
             return Outcome("retry", run_path, "dead_letter_publish_failed")
         metrics.DEAD_LETTERS.labels(reason).inc()
         log.error("request dead-lettered: %s", exc, extra={"run_path": run_path, "reason": reason})
         return Outcome("dead_lettered", run_path, reason)
+
+
+def publish_dead_letter(
+    bus: Bus, settings: Settings, exc: BaseException, data: bytes, attributes: dict[str, str], worker_id: str
+) -> None:
+    """Publish the request to the dead-letter topic with why it failed; returns once confirmed."""
+    attrs = dead_letter_attributes(exc, worker_id, _safe_attributes(attributes))
+    bus.publish_and_wait(settings.dead_letter_topic, data, attrs)
 
 
 #: Request attributes a dead letter carries over (others, and stale error fields, are dropped).

@@ -7,11 +7,15 @@ SIGTERM/SIGINT are passed on, and the pool exits once every child has finished i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import signal
 import threading
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from mmm_backfill.config import Settings
 from mmm_backfill.logs import setup_logging
@@ -22,14 +26,20 @@ log = logging.getLogger(__name__)
 RESTART_BACKOFF = 5.0
 
 
-def _child(settings: Settings, index: int) -> None:
+def _child(settings: Settings, index: int, listening) -> None:  # noqa: ANN001 - a multiprocessing Event
     import sys
+
+    # First of all: from here on a stop, even while R is still starting, ends the child cleanly.
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    listening.set()
 
     from worker.consumer import consume
 
     setup_logging(settings.log_format)
     port = settings.metrics_port + index if settings.metrics_port else 0
-    sys.exit(consume(settings.replace(metrics_port=port)))
+    sys.exit(consume(settings.replace(metrics_port=port), stop, install_signals=False))
 
 
 def run_pool(settings: Settings, processes: int, stop: threading.Event | None = None) -> int:
@@ -43,31 +53,82 @@ def run_pool(settings: Settings, processes: int, stop: threading.Event | None = 
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
     ctx = multiprocessing.get_context("spawn")
-    children = {i: _start(ctx, settings, i) for i in range(processes)}
-    started = dict.fromkeys(children, time.monotonic())
-    while not stop.wait(0.5):
-        for i, proc in list(children.items()):
-            if proc.exitcode is not None:
-                log.warning("worker process %d exited with %s; starting another", proc.pid, proc.exitcode)
-                if time.monotonic() - started[i] < RESTART_BACKOFF:
-                    time.sleep(RESTART_BACKOFF)
-                children[i], started[i] = _start(ctx, settings, i), time.monotonic()
-    return _stop_all(children.values())
+    children = {i: _Child.start(ctx, settings, i) for i in range(processes)}
+    survivor = _Survivor(settings)
+    try:
+        while not stop.wait(0.5):
+            for i, child in list(children.items()):
+                if child.proc.exitcode is None:
+                    continue
+                log.warning("worker process %d ended by %s; starting another", child.proc.pid, child.describe())
+                survivor.settle_dead_children()
+                del children[i]  # settled: it no longer counts at the stop
+                if time.monotonic() - child.started < RESTART_BACKOFF and stop.wait(RESTART_BACKOFF):
+                    break
+                children[i] = _Child.start(ctx, settings, i)
+        return _stop_all(children.values())
+    finally:
+        survivor.close()
 
 
-def _start(ctx, settings: Settings, index: int):  # noqa: ANN001, ANN202 - multiprocessing context/process
-    proc = ctx.Process(target=_child, args=(settings, index), name=f"mmm-worker-{index}")
-    proc.start()
-    return proc
+@dataclass
+class _Child:
+    """One worker process; ``listening`` is set once it handles SIGTERM itself (before that it just dies)."""
+
+    proc: multiprocessing.process.BaseProcess
+    listening: Any
+    started: float
+
+    @classmethod
+    def start(cls, ctx, settings: Settings, index: int) -> _Child:  # noqa: ANN001 - multiprocessing context
+        listening = ctx.Event()
+        proc = ctx.Process(target=_child, args=(settings, index, listening), name=f"mmm-worker-{index}")
+        proc.start()
+        return cls(proc, listening, time.monotonic())
+
+    def stopped_cleanly(self) -> bool:
+        """Exit 0, or ended by our SIGTERM while still starting: it held no request then."""
+        code = self.proc.exitcode
+        return code == 0 or (code == -signal.SIGTERM and not self.listening.is_set())
+
+    def describe(self) -> str:
+        """``-11`` → ``signal SIGSEGV``: the log says how a child died."""
+        code = self.proc.exitcode or 0
+        if code < 0:
+            with contextlib.suppress(ValueError):
+                return f"signal {signal.Signals(-code).name}"
+        return f"code {code}"
 
 
-def _stop_all(children) -> int:  # noqa: ANN001
-    for proc in children:
-        if proc.exitcode is None:
-            proc.terminate()  # SIGTERM: the child finishes or returns its run
-    codes = []
-    for proc in children:
-        proc.join()
-        codes.append(proc.exitcode)
-    log.info("worker pool stopped", extra={"exit_codes": codes})
-    return 0 if all(c == 0 for c in codes) else 1
+class _Survivor:
+    """The pool's own link to Pub/Sub, opened the first time a child dies (clients after the spawn)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings, self.bus = settings, None
+
+    def settle_dead_children(self) -> None:
+        from mmm_backfill.bus import Bus
+        from worker.claims import Claims
+        from worker.consumer import worker_id
+        from worker.recovery import recover_orphans
+
+        try:
+            self.bus = self.bus or Bus(self.settings.project)
+            recover_orphans(Claims(), self.bus, self.settings, worker_id())
+        except Exception as exc:  # noqa: BLE001 - the next child settles them at its start
+            log.warning("could not settle the dead child's request: %s", exc)
+
+    def close(self) -> None:
+        if self.bus is not None:
+            self.bus.close()
+
+
+def _stop_all(children: Iterable[_Child]) -> int:
+    children = list(children)
+    for child in children:
+        if child.proc.exitcode is None:
+            child.proc.terminate()  # SIGTERM: the child finishes or returns its run
+    for child in children:
+        child.proc.join()
+    log.info("worker pool stopped", extra={"exit_codes": [c.proc.exitcode for c in children]})
+    return 0 if all(c.stopped_cleanly() for c in children) else 1

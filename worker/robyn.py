@@ -40,14 +40,17 @@ def _column(table: RObject, name: str, rows: int) -> list[Any] | None:
     if column is None:
         return None
     try:
-        values = column.require(*_ATOMIC).values()
+        column.require(*_ATOMIC)
     except UnsafeObject:
         raise
     except WrongObject as exc:
         raise WrongColumnType(str(exc)) from None
-    if len(values) != rows:
-        raise WrongColumnType(f"{column.label}: {len(values)} values for {rows} rows")
-    return values
+    if len(column) != rows:  # before reading: a column may be millions long beside a one-row table
+        raise WrongColumnType(f"{column.label}: {len(column)} values for {rows} rows")
+    try:
+        return column.values()
+    except WrongObject as exc:
+        raise WrongColumnType(str(exc)) from None
 
 
 def _numeric(values: list[Any], label: str) -> list[float | None]:

@@ -17,6 +17,7 @@ from backfill_kit import (
 )
 
 from mmm_backfill.runpath import RunPath
+from worker.claims import FOLDER
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 
@@ -44,7 +45,8 @@ def test_sigkilled_workers_leave_each_run_summarised_once_and_no_temp_space(
     upload_runs(storage, templates["slow"], RUNS)
     started = time.monotonic()
     with BucketWatcher(rel_settings) as watcher:
-        roles.wait_ready(roles.start("worker"), roles.start("worker"))
+        # These kills stand for lost machines, not for runs that crash workers: none is ever given up here.
+        roles.wait_ready(*(roles.start("worker", MMM_BACKFILL_MAX_WORKER_CRASHES="100") for _ in range(2)))
         publish_requests(bus, rel_settings, RUNS)
         killed, deadline = [], time.monotonic() + KILL_SECONDS
         while len(killed) < KILLS and time.monotonic() < deadline:
@@ -52,7 +54,8 @@ def test_sigkilled_workers_leave_each_run_summarised_once_and_no_temp_space(
             if victims:
                 roles.kill(victims[0])
                 killed.append(victims[0].pid)
-                roles.start("worker")  # as a supervisor would; it clears the dead one's folders
+                # as a supervisor would; it clears the dead one's folders and returns its request
+                roles.start("worker", MMM_BACKFILL_MAX_WORKER_CRASHES="100")
             time.sleep(0.05)
         try:
             wait_for(lambda: all(read_summaries(storage, RUNS).values()), 120, "every run summarised after the kills")
@@ -62,7 +65,8 @@ def test_sigkilled_workers_leave_each_run_summarised_once_and_no_temp_space(
         codes = roles.stop_all()
     seconds = time.monotonic() - started
     tap.drain()
-    left = sorted(p.name for p in run_tmp.iterdir())
+    left = sorted(p.name for p in run_tmp.iterdir() if p.name != FOLDER)
+    claims_left = sorted(p.name for p in (run_tmp / FOLDER).glob("claim-*"))
     summaries = read_summaries(storage, RUNS)
     writes = {run: proxy.writes_of(run.summary_name) for run in RUNS}
     figures.add(
@@ -88,4 +92,5 @@ def test_sigkilled_workers_leave_each_run_summarised_once_and_no_temp_space(
         assert watcher.generations[run.summary_name] == {generation}
     assert dead_pids_folders == [], "the restarted workers must remove the dead ones' run and R folders"
     assert left == [], f"temp space leaked: {left}"
+    assert claims_left == [], f"claims of dead workers left unsettled: {claims_left}"
     assert set(codes.values()) == {0}, roles.tail()

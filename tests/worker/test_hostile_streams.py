@@ -7,7 +7,7 @@ import gzip
 import os
 import secrets
 import subprocess
-import threading
+import sys
 import time
 from pathlib import Path
 
@@ -90,25 +90,31 @@ STREAM_CASES = {
 }
 
 
+#: Runs the command as its child and prints the child's peak memory: a child forked from this test process
+#: itself would report this process's size as its own peak (Linux carries it over the exec).
+LAUNCHER = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:])
+_, status, usage = os.wait4(child.pid, 0)
+print(f"\\npeak-kib {usage.ru_maxrss}", flush=True)
+sys.exit(os.waitstatus_to_exitcode(status) % 256)
+"""
+
+
 def _summarize(path: Path, env: dict[str, str] | None = None) -> tuple[int, str, float, float]:
     """Run ``mmm-backfill summarize`` on one file: exit code, output, seconds, peak resident MiB."""
-    cli = Path(os.environ.get("VIRTUAL_ENV", ".venv")) / "bin" / "mmm-backfill"
-    cli = cli if cli.exists() else Path(__file__).resolve().parents[2] / ".venv" / "bin" / "mmm-backfill"
+    cli = Path(sys.executable).with_name("mmm-backfill")
     args = [str(cli), "summarize", "--output-collect", str(path), "--country", "de", "--revision", "r1"]
     started = time.monotonic()
-    proc = subprocess.Popen(
-        [*args, "--timestamp", "1201_000000"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    done = subprocess.run(
+        ["python3", "-c", LAUNCHER, *args, "--timestamp", "1201_000000"],
+        capture_output=True,
         env={**os.environ, **(env or {})},
+        timeout=120,  # a hang fails the test instead of stopping the suite
     )
-    killer = threading.Timer(120, proc.kill)  # a hang fails the test instead of stopping the suite
-    killer.start()
-    output = proc.stdout.read().decode(errors="replace")
-    _, status, usage = os.wait4(proc.pid, 0)
-    killer.cancel()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, output, time.monotonic() - started, usage.ru_maxrss / 1024
+    output, _, peak = done.stdout.decode(errors="replace").rpartition("\npeak-kib ")
+    output += done.stderr.decode(errors="replace")
+    return done.returncode, output.strip() + "\n", time.monotonic() - started, int(peak) / 1024
 
 
 @pytest.fixture(scope="module")

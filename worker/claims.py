@@ -1,0 +1,143 @@
+"""What each worker process is handling, written to disk before it starts, so a run that kills its process is known.
+
+A worker that dies inside R (a crash, the kernel's OOM killer) takes no last action: the request it held
+would come back after its lease and kill the next worker the same way, five times, and end as a dead
+letter that says only ``max_delivery_attempts``. Instead the process writes a claim (the message and its
+ack id) before handling it and removes it after; whoever finds the claim of a dead process (the pool
+that restarts it, or the next worker started in the same pod, whose ``/tmp`` survives a restart) counts a
+crash for that request and returns it or, once it has killed ``max_worker_crashes`` processes,
+dead-letters it as ``worker_crashed``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+
+#: Folder of claims and crash counts under the temp folder (an emptyDir in Kubernetes).
+FOLDER = "mmm-backfill-claims"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One request a worker process holds: enough to dead-letter or return it without that process."""
+
+    pid: int
+    data: bytes
+    attributes: dict[str, str] = field(default_factory=dict)
+    ack_id: str = ""
+    run_path: str | None = None
+    timed_out: bool = False
+
+    @property
+    def key(self) -> str:
+        """The same request delivered again has the same key; a replayed one (new replay_count) a new one."""
+        digest = hashlib.sha256(self.data)
+        digest.update(self.attributes.get("replay_count", "0").encode())
+        return digest.hexdigest()[:32]
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "data": base64.b64encode(self.data).decode()})
+
+    @classmethod
+    def from_json(cls, text: str) -> Claim:
+        fields = json.loads(text)
+        return cls(**{**fields, "data": base64.b64decode(fields["data"])})
+
+
+class Claims:
+    """Claims and crash counts of the worker processes sharing one temp folder (one pod)."""
+
+    def __init__(self, root: str | None = None) -> None:
+        self.root = root or os.path.join(tempfile.gettempdir(), FOLDER)
+
+    def _path(self, pid: int) -> str:
+        return os.path.join(self.root, f"claim-{process_identity(pid)}.json")
+
+    def _write(self, path: str, text: str) -> None:
+        partial = f"{path}.{os.getpid()}.partial"
+        for attempt in (1, 2):  # a neighbour's ``tidy`` may remove the empty folder in between
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            try:
+                with open(partial, "w") as fh:
+                    fh.write(text)
+                break
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+        os.replace(partial, path)  # a reader never sees half a claim
+
+    def tidy(self) -> None:
+        """Remove the folders when nothing is left in them (no claim, no crash count)."""
+        for folder in (os.path.join(self.root, "crashes"), self.root):
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+
+    @contextlib.contextmanager
+    def holding(self, claim: Claim) -> Iterator[Claim]:
+        """Keep ``claim`` on disk while the body runs; gone after it returns or raises."""
+        self._write(self._path(claim.pid), claim.to_json())
+        try:
+            yield claim
+        finally:
+            self.release(claim)
+
+    def release(self, claim: Claim) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self._path(claim.pid))
+
+    def mark_timed_out(self, claim: Claim) -> Claim:
+        timed_out = replace(claim, timed_out=True)
+        self._write(self._path(claim.pid), timed_out.to_json())
+        return timed_out
+
+    def orphans(self) -> list[Claim]:
+        """Claims of processes that are gone, each taken over by this process (no one else gets it)."""
+        taken = []
+        names = os.listdir(self.root) if os.path.isdir(self.root) else []
+        for name in sorted(names):
+            identity = name.removeprefix("claim-").removesuffix(".json")
+            pid = identity.split("-", 1)[0]
+            if not (name.startswith("claim-") and name.endswith(".json") and pid.isdigit()):
+                continue
+            if process_identity(int(pid)) == identity:
+                continue  # its process still runs
+            mine = os.path.join(self.root, f"taken-{os.getpid()}-{identity}.json")
+            try:
+                os.rename(os.path.join(self.root, name), mine)  # atomic: one taker wins
+            except FileNotFoundError:
+                continue
+            with open(mine) as fh:
+                taken.append(Claim.from_json(fh.read()))
+            os.remove(mine)
+        return taken
+
+    def crashes(self, key: str) -> int:
+        try:
+            with open(os.path.join(self.root, "crashes", key)) as fh:
+                return int(fh.read() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def record_crash(self, key: str) -> int:
+        """Count one more process killed by the request ``key``; return the count."""
+        count = self.crashes(key) + 1
+        self._write(os.path.join(self.root, "crashes", key), str(count))
+        return count
+
+
+def process_identity(pid: int) -> str | None:
+    """``pid-starttime`` of a running process, None when there is none: a pid alone is reused (a
+    restarted container's worker is pid 1 again), its start time since boot is not."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    return f"{pid}-{fields[19]}"  # field 22 of proc(5): start time in clock ticks
