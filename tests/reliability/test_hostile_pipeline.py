@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import xdr_writer as x
 from backfill_kit import Figure, bucket_snapshot, drain, publish_requests, read_summaries, request_for, upload_runs
 
 from mmm_backfill.runpath import BEST_MODEL_ID, INPUT_COLLECT, OUTPUT_COLLECT, RunPath
@@ -60,6 +61,10 @@ def gzip_bytes(*chunks: bytes) -> bytes:
     return b"".join(packer.compress(c) for c in chunks) + packer.flush()
 
 
+def _stream(item: bytes) -> bytes:
+    return gzip_bytes(x.stream(item))
+
+
 def byte_cases(good: Path) -> dict[str, tuple[dict[str, bytes], str]]:
     """Runs whose files are broken at the byte level: files by name, and the expected reason."""
     output = (good / OUTPUT_COLLECT).read_bytes()
@@ -70,6 +75,15 @@ def byte_cases(good: Path) -> dict[str, tuple[dict[str, bytes], str]]:
         "corrupt-gzip": ({OUTPUT_COLLECT: output[:10] + bytes(range(256)) * 4}, "rds_corrupt"),
         "gzip-bomb": ({OUTPUT_COLLECT: gzip_bytes(b"X\n", *[zeros] * (BOMB_BYTES >> 20))}, "rds_too_large"),
         "no-output-collect": ({INPUT_COLLECT: (good / INPUT_COLLECT).read_bytes()}, "missing_run_file"),
+        "mmap-altrep": (
+            {OUTPUT_COLLECT: _stream(x.robyn_like(nrmse=x.mmap_integer(b"/proc/self/environ")))},
+            "altrep_refused",
+        ),
+        "compact-sequence-of-2e9": (
+            {OUTPUT_COLLECT: _stream(x.robyn_like(nrmse=x.compact_intseq(2 * 10**9)))},
+            "altrep_too_long",
+        ),
+        "nested-100000-deep": ({OUTPUT_COLLECT: _stream(x.robyn_like(deep=x.nested_lists(100_000)))}, "rds_too_deep"),
         "binary-best-model-file": (
             {OUTPUT_COLLECT: output, BEST_MODEL_ID: b"\xff\xfe\x00 not text"},
             "invalid_run_file",

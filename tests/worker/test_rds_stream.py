@@ -16,15 +16,9 @@ CHECKS = pytest.mark.parametrize("check", [check_stream, check_stream_python], i
 DEEP = 100_000
 
 
-def _mmap_integer(path: bytes) -> bytes:
-    """What ``saveRDS`` writes for ``.Internal(mmap_file(path, "int", TRUE, FALSE, TRUE))``: only the path."""
-    state = x.i32(19, 3) + x.strings(path) + x.ints(13, 1, 0) + x.doubles(0.0)
-    return x.altrep(b"mmap_integer", b"base", 13, state)
-
-
 #: name -> (item written after the header, error the check must raise)
 REFUSED = {
-    "mmap_integer column": (x.robyn_like(nrmse=_mmap_integer(b"/proc/self/environ")), errors.AltrepRefused),
+    "mmap_integer column": (x.robyn_like(nrmse=x.mmap_integer(b"/proc/self/environ")), errors.AltrepRefused),
     "another package's ALTREP class": (x.altrep(b"vroom_dbl", b"vroom", 14, x.doubles(1.0)), errors.AltrepRefused),
     "compact integer sequence 1:2e9": (x.robyn_like(nrmse=x.compact_intseq(2_000_000_000)), errors.AltrepTooLong),
     "compact real sequence 1:1e15": (x.robyn_like(nrmse=x.compact_realseq(10**15)), errors.AltrepTooLong),

@@ -87,6 +87,12 @@ def deferred_string(length: int) -> bytes:
     return altrep(b"deferred_string", b"base", 16, i32(2) + numbers + ints(0))
 
 
+def mmap_integer(path: bytes) -> bytes:
+    """What ``saveRDS`` writes for ``.Internal(mmap_file(path, "int", TRUE, FALSE, TRUE))``: only the path."""
+    state = i32(19, 3) + strings(path) + ints(13, 1, 0) + doubles(0.0)
+    return altrep(b"mmap_integer", b"base", 13, state)
+
+
 def nested_lists(depth: int, leaf: bytes = NIL) -> bytes:
     """``list(list(list(...)))`` ``depth`` levels deep."""
     return i32(19, 1) * depth + leaf
