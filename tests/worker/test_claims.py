@@ -1,0 +1,63 @@
+"""Claims on disk: a dead process's request is found once, a live one's never; crash counts per request."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from worker.claims import Claim, Claims, process_identity
+
+CHILD_HOLDS_AND_DIES = """
+import os, sys
+from worker.claims import Claim, Claims
+claims = Claims(sys.argv[1])
+with claims.holding(Claim(os.getpid(), b"request", {"run_path": "robyn/r1/de/1"}, "ack-1", "robyn/r1/de/1")):
+    os._exit(9)  # like a crash: no cleanup runs
+"""
+
+
+def _dead_child_claim(root) -> None:
+    subprocess.run([sys.executable, "-c", CHILD_HOLDS_AND_DIES, str(root)], check=False)
+
+
+def test_the_claim_of_a_dead_process_is_taken_once(tmp_path):
+    _dead_child_claim(tmp_path)
+    first, second = Claims(str(tmp_path)).orphans(), Claims(str(tmp_path)).orphans()
+    assert [(c.data, c.ack_id, c.run_path) for c in first] == [(b"request", "ack-1", "robyn/r1/de/1")]
+    assert second == []
+
+
+def test_the_claim_of_a_running_process_is_not_an_orphan(tmp_path):
+    claims = Claims(str(tmp_path))
+    with claims.holding(Claim(os.getpid(), b"mine")):
+        assert claims.orphans() == []
+    assert list(tmp_path.glob("claim-*")) == []
+
+
+def test_a_reused_pid_does_not_hide_a_dead_claim(tmp_path):
+    claims = Claims(str(tmp_path))
+    stale = tmp_path / f"claim-{os.getpid()}-1.json"  # this pid, but a process that started at tick 1
+    stale.write_text(Claim(os.getpid(), b"old").to_json())
+    assert process_identity(os.getpid()) != f"{os.getpid()}-1"
+    assert [c.data for c in claims.orphans()] == [b"old"]
+
+
+def test_crashes_are_counted_per_request_and_a_replay_starts_afresh(tmp_path):
+    claims = Claims(str(tmp_path))
+    claim = Claim(1, b"request", {"replay_count": "0"})
+    replayed = Claim(1, b"request", {"replay_count": "1"})
+    assert [claims.record_crash(claim.key) for _ in range(3)] == [1, 2, 3]
+    assert claims.crashes(claim.key) == 3 and claims.crashes(replayed.key) == 0
+
+
+def test_tidy_removes_empty_folders_and_keeps_crash_counts(tmp_path):
+    root = tmp_path / "claims"
+    claims = Claims(str(root))
+    with claims.holding(Claim(os.getpid(), b"x")):
+        pass
+    claims.tidy()
+    assert not root.exists()
+    claims.record_crash("k")
+    claims.tidy()
+    assert claims.crashes("k") == 1
