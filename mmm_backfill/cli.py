@@ -130,10 +130,13 @@ def setup(settings: Settings, project, bucket, as_json) -> None:
 @country_option
 @click.option("--dry-run", is_flag=True, help="Count and list, publish nothing.")
 @click.option("--limit", type=click.IntRange(min=1), help="Enqueue at most N runs.")
+@click.option(
+    "--refresh", is_flag=True, help="Also enqueue runs whose summary is legacy or outdated (replaced, old one kept)."
+)
 @json_option
 @click.pass_obj
-def enqueue(settings: Settings, project, bucket, revision, country, dry_run, limit, as_json) -> None:
-    """Publish one summary request per run that lacks a model_summary.json."""
+def enqueue(settings: Settings, project, bucket, revision, country, dry_run, limit, refresh, as_json) -> None:
+    """Publish one summary request per run that lacks a model_summary.json (--refresh: or has a wrong one)."""
     from mmm_backfill.render import render
     from producer.enqueue import enqueue as run_enqueue
 
@@ -149,6 +152,7 @@ def enqueue(settings: Settings, project, bucket, revision, country, dry_run, lim
                 limit=limit,
                 dry_run=dry_run,
                 show_progress=not as_json,
+                refresh=refresh,
             )
     except BackfillError as exc:
         _fail(exc)
@@ -231,7 +235,7 @@ def replay(settings: Settings, project, bucket, limit, country, revision, dry_ru
 @json_option
 @click.pass_obj
 def status(settings: Settings, project, bucket, revision, country, as_json) -> None:
-    """Coverage per revision and country, and the freshness of country files."""
+    """Coverage and summary states per revision and country, and the freshness of country files."""
     from mmm_backfill.render import render
     from producer.status import coverage
 

@@ -45,7 +45,15 @@ def test_coverage_per_revision_and_country_with_totals(settings, storage, bucket
         ("r1", "fr", 1, 1, 0, 100.0),
         ("r2", "de", 1, 0, 1, 0.0),
     ]
-    assert report.totals == {"runs": 4, "summarised": 2, "missing": 2, "percent": 50.0}
+    assert report.totals == {
+        "runs": 4,
+        "summarised": 2,
+        "missing": 2,
+        "percent": 50.0,
+        "legacy": 2,  # placeholders written without mmm-backfill's metadata
+        "outdated": 0,
+        "current": 0,
+    }
     assert (report.skipped, report.skipped_examples) == (1, ["robyn/r2/de/t1/extra/plot.png"])
     assert report.list_calls == 2  # robyn/ and model_summary/, one page each
 
@@ -95,6 +103,9 @@ def test_report_renders_tables_and_json(settings, storage, bucket):
         "summarised": 1,
         "missing": 1,
         "percent": 50.0,
+        "legacy": 1,
+        "outdated": 0,
+        "current": 0,
     }
     assert {f["country"]: f["present"] for f in document["country_files"]} == {"de": True, "fr": False, "it": True}
     titles = [t[0] for t in report.tables()]
