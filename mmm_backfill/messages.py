@@ -139,8 +139,8 @@ class CompletionEvent:
         return event
 
 
-#: Expected Python type of each field, by dataclass field type name. An optional field may be
-#: absent (its default applies) but, when present, must hold its type: ``null`` is refused too.
+#: Expected Python type of each field, by dataclass field type name. An optional (``| None``)
+#: field may also be absent or ``null``, both meaning its default.
 _TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,),
     "int": (int,),
@@ -174,6 +174,8 @@ def _load(data: bytes, cls: type) -> dict[str, Any]:
                 raise MessageBadFields(f"missing field {name!r}")
             continue
         value = body[name]
+        if value is None and str(field.type).endswith("| None"):
+            continue
         kinds = _TYPES[field.type if isinstance(field.type, str) else field.type.__name__]
         if isinstance(value, bool) or not isinstance(value, kinds):
             raise MessageBadFields(f"field {name!r} must be {field.type}, got {type(value).__name__}")

@@ -120,3 +120,17 @@ def test_cli_status_prints_json(settings, storage, bucket, emulator_env):
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["totals"]["runs"] == 4
+
+
+def test_summaries_are_counted_by_state_per_revision_and_country(settings, storage, put):
+    from mmm_backfill.summary_state import summary_metadata
+
+    put("robyn/r1/de/a/OutputCollect.RDS", "robyn/r1/de/b/OutputCollect.RDS", "robyn/r1/de/c/OutputCollect.RDS")
+    put("robyn/r1/de/d/OutputCollect.RDS", "robyn/r1/de/b/model_summary.json")
+    storage.write("robyn/r1/de/c/model_summary.json", b"{}", 0, metadata=summary_metadata(generator_version="0.0.1"))
+    storage.write("robyn/r1/de/d/model_summary.json", b"{}", 0, metadata=summary_metadata())
+    report = coverage(settings, storage, revision=None, country=None)
+    (row,) = report.coverage
+    assert (row.runs, row.missing, row.legacy, row.outdated, row.current) == (4, 1, 1, 1, 1)
+    table = report.tables()[0]
+    assert table[1][-3:] == ["legacy", "outdated", "current"] and table[2][0][-3:] == [1, 1, 1]
