@@ -283,9 +283,12 @@ def seed(settings: Settings, project, bucket, runs, from_dir) -> None:
 )
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes.")
 @click.option("--keep", is_flag=True, help="Leave the stack running and print its environment.")
+@click.option(
+    "--refresh", is_flag=True, help="Seed every run with a legacy summary, then refresh them all (enqueue --refresh)."
+)
 @json_option
 @click.pass_obj
-def demo(settings: Settings, runs, seed_from, workers, keep, as_json) -> None:
+def demo(settings: Settings, runs, seed_from, workers, keep, refresh, as_json) -> None:
     """Run a whole backfill on local emulators and print coverage (the README's first command)."""
     from mmm_backfill.demo import run_demo
     from mmm_backfill.render import render
@@ -298,7 +301,7 @@ def demo(settings: Settings, runs, seed_from, workers, keep, as_json) -> None:
         ack_deadline_seconds=60,
         coalesce_seconds=1.0,
     )
-    result = run_demo(settings, runs=runs, workers=workers, seed_from=seed_from, keep=keep)
+    result = run_demo(settings, runs=runs, workers=workers, seed_from=seed_from, keep=keep, refresh=refresh)
     render(result, as_json)
     sys.exit(0 if result.complete else 1)
 
