@@ -87,7 +87,9 @@ class Handler:
             summary = summarize_files(run, files, self.session, self.settings.rds_limits)
         body = json.dumps(summary, indent=2, allow_nan=False).encode()
         try:
-            return "created", self.storage.write(run.summary_name, body, 0, metadata=summary_metadata())
+            return "created", self.storage.write(
+                run.summary_name, body, if_generation_match=0, metadata=summary_metadata()
+            )
         except PreconditionFailed:
             return "already_existed", self.storage.generation(run.summary_name) or 0
 
@@ -98,6 +100,7 @@ class Handler:
         )
 
     def _build(self, run: RunPath) -> bytes:
+        """The run's new summary as bytes (download to a private temp dir, extract)."""
         with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
             summary = summarize_files(run, self._download(run, tmp), self.session, self.settings.rds_limits)
         return json.dumps(summary, indent=2, allow_nan=False).encode()
