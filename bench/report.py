@@ -118,9 +118,11 @@ def targets(r: dict) -> list[dict]:
         out.append(
             _target(
                 f"refresh scan vs bare listing ({scan['runs_seen']:,} mixed-state runs)",
-                f"{scan['ratio_to_bare_list']}x, {scan['per_run_calls']} per-run calls",
-                f"<= {PRODUCER_RATIO}x, 0 per-run calls",
-                scan["ratio_to_bare_list"] <= PRODUCER_RATIO and scan["per_run_calls"] == 0,
+                f"{scan['ratio_to_bare_list']}x, {scan['per_run_calls']} per-run calls, "
+                f"{scan['extra_list_pages']} extra list pages",
+                "listing calls only: 0 per-run calls, 0 extra pages",
+                scan["per_run_calls"] == 0 and scan["extra_list_pages"] == 0,
+                "the time ratio is reported, not targeted: the plain dry run's own target is above",
             )
         )
     agg = r.get("aggregator")
