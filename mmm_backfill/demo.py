@@ -105,13 +105,13 @@ class _DeadLetterWatch:
         return self.reasons
 
 
-def _summarised(storage: Storage) -> set[str]:
-    """Runs whose summary is current (a preloaded legacy one does not count)."""
+def _summarised(storage: Storage, current_only: bool) -> set[str]:
+    """Runs with a summary; with ``current_only`` (a refresh), a legacy or outdated one does not count."""
     suffix = "/" + RUN_SUMMARY_NAME
     return {
         o.name[: -len(suffix)]
         for o in storage.list("robyn/")
-        if o.name.endswith(suffix) and summary_state(o.metadata) is SummaryState.CURRENT
+        if o.name.endswith(suffix) and (not current_only or summary_state(o.metadata) is SummaryState.CURRENT)
     }
 
 
@@ -195,7 +195,7 @@ def _follow(result: DemoResult, storage: Storage, bus: Bus, settings: Settings, 
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("runs", total=len(all_runs), dead=0)
         while True:
-            summarised = _summarised(storage) & all_runs
+            summarised = _summarised(storage, result.refresh) & all_runs
             dead = {p: r for p, r in watch.poll().items() if p not in summarised}
             finished = len(summarised) + len(dead)
             progress.update(task, completed=finished, dead=len(dead))
