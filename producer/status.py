@@ -95,12 +95,13 @@ class StatusReport:
 
     def tables(self) -> list[tuple[str, list[str], list[list[Any]]]]:
         t = self.totals
+        # "%" is the share with a summary of any state; the summarised count is runs - missing.
         rows = [
-            [c.revision, c.country, c.runs, c.summarised, c.missing, c.percent, c.legacy, c.outdated, c.current]
+            [c.revision, c.country, c.runs, c.percent, c.missing, c.legacy, c.outdated, c.current]
             for c in self.coverage
         ]
-        rows.append(["all", "", *(t[k] for k in ("runs", "summarised", "missing", "percent", *STATE_COLUMNS))])
-        columns = ["revision", "country", "runs", "summarised", "missing", "%", "legacy", "outdated", "current"]
+        rows.append(["all", "", *(t[k] for k in ("runs", "percent", "missing", *STATE_COLUMNS))])
+        columns = ["revision", "country", "runs", "%", "missing", "legacy", "outdated", "current"]
         files = [
             [f.country, "yes" if f.present else "no", f.generation, f.updated, _age(f.age_seconds)]
             for f in self.country_files
