@@ -23,7 +23,7 @@ from bench import report
 from bench.data import default_cache_dir, lay_out_runs, template_runs, template_summary
 from bench.env import ensure_r_packages, machine, make_workdir, rscript, start_gcs, start_pubsub
 
-SECTIONS = ("baseline", "floor", "pool", "producer", "aggregator")
+SECTIONS = ("baseline", "floor", "pool", "producer", "aggregator", "refresh")
 QUICK = {
     "repeats": 1,
     "runs": 4,
@@ -33,6 +33,8 @@ QUICK = {
     "producer_repeats": 1,
     "publish": 2000,
     "events": 100,
+    "refresh_scan_runs": 2000,
+    "refresh_runs": 2,
 }
 DEFAULTS = {
     "repeats": 2,
@@ -43,6 +45,8 @@ DEFAULTS = {
     "producer_repeats": 2,
     "publish": 100_000,
     "events": 1000,
+    "refresh_scan_runs": 100_000,
+    "refresh_runs": 8,
 }
 
 
@@ -61,6 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--producer-repeats", type=int, help="bare/dry-run pairs; the fastest of each counts")
     p.add_argument("--publish", type=int, help="publish at most this many requests (0: skip; default 100000)")
     p.add_argument("--events", type=int, help="completion events for the aggregator (default 1000)")
+    p.add_argument("--refresh-scan-runs", type=int, help="mixed-state runs for the refresh scan (default 100000)")
+    p.add_argument("--refresh-runs", type=int, help="runs created and refreshed for the per-run cost (default 8)")
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"subset of {','.join(SECTIONS)}")
     p.add_argument("--quick", action="store_true", help="few small runs, 2,000-run producer bucket, 100 events")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
@@ -130,6 +136,8 @@ class Bench:
 
                 summary = template_summary(cache, templates[0])
                 r["aggregator"] = self.step("aggregator", aggregator.measure, workdir, a.events, summary)
+            if "refresh" in a.sections:
+                r["refresh"] = self.step("refresh", self.refresh, workdir, templates)
         finally:
             pubsub.stop()
             if not a.work_dir:
@@ -225,6 +233,13 @@ class Bench:
         if a.producer_fake_gcs_runs:
             result["fake_gcs"] = producer.measure_fake_gcs(workdir, a.producer_fake_gcs_runs)
         return result
+
+    def refresh(self, workdir: Path, templates: list[Path]) -> dict:
+        from bench import refresh
+
+        a = self.args
+        scan = refresh.measure_scan(workdir, a.refresh_scan_runs, a.producer_repeats)
+        return {"scan": scan, "per_run": refresh.measure_per_run(workdir, templates, a.refresh_runs)}
 
 
 def best(rounds: list[dict], key: str, pick) -> dict:  # noqa: ANN001 - min or max

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from mmm_backfill.fixtures import RunSpec, generate_runs
 from mmm_backfill.runpath import (
@@ -146,3 +147,49 @@ def lay_out_aggregator(bucket_dir: Path, runs: int, country: str, summary: dict)
         (folder / RUN_SUMMARY_NAME).write_text(json.dumps(doc, indent=2))
         paths.append(prefix)
     return paths
+
+
+#: Summary states of the refresh scan's bucket, cycled through run by run.
+REFRESH_STATES = ("missing", "legacy", "outdated", "current")
+
+
+def metadata_sidecar(bucket_dir: Path) -> Path:
+    """Custom metadata of a lite-server bucket's objects: ``DIR/<bucket>.metadata.json`` beside it."""
+    return bucket_dir.parent / f"{bucket_dir.name}.metadata.json"
+
+
+def lay_out_refresh_scan(bucket_dir: Path, runs: int) -> dict[str, Any]:
+    """Placeholder runs whose summaries cycle through missing, legacy, outdated and current.
+
+    The state lives in custom metadata, which the lite server reads from ``metadata_sidecar``.
+    """
+    from mmm_backfill.summary_state import summary_metadata
+
+    metadata: dict[str, dict[str, str]] = {}
+    by_state = dict.fromkeys(REFRESH_STATES, 0)
+    for i in range(runs):
+        prefix = producer_run_prefix(i)
+        folder = bucket_dir / prefix
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / OUTPUT_COLLECT).write_bytes(PLACEHOLDER)
+        state = REFRESH_STATES[i % len(REFRESH_STATES)]
+        by_state[state] += 1
+        if state == "missing":
+            continue
+        (folder / RUN_SUMMARY_NAME).write_bytes(b"{}\n")
+        if state != "legacy":
+            old = summary_metadata(generator_version="0.0.1") if state == "outdated" else summary_metadata()
+            metadata[f"{prefix}/{RUN_SUMMARY_NAME}"] = old
+    metadata_sidecar(bucket_dir).write_text(json.dumps(metadata))
+    objects = runs + runs - by_state["missing"]
+    return {"runs": runs, "objects": objects, "states": by_state}
+
+
+def place_legacy_summaries(bucket_dir: Path, count: int) -> None:
+    """A legacy summary (no mmm-backfill metadata) in each of the first ``count`` benchmark runs."""
+    from mmm_backfill.seed import legacy_summary
+
+    for i in range(count):
+        revision, country, timestamp = run_prefix(i).split("/")[1:]
+        text = json.dumps(legacy_summary(revision, country, timestamp), indent=2)
+        (bucket_dir / run_prefix(i) / RUN_SUMMARY_NAME).write_text(text)

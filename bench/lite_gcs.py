@@ -7,6 +7,9 @@ takes minutes. This server loads the same ``DIR/<bucket>/<object path>`` folder 
 lists in a second and answers a page in O(page), like the real service, so the benchmark
 measures the producer's own cost against a bare listing.
 
+Objects may carry custom metadata, read from ``DIR/<bucket>.metadata.json`` (object name →
+metadata), so a listing can tell summary states apart like the real service.
+
 Served (enough for ``Storage.list``, ``list_prefixes``, ``generation``, ``read`` and
 ``ensure_bucket``): object listing with prefix, delimiter, pageToken and maxResults; object
 metadata; media download; bucket insert (409). ``GET /_stats`` returns request counts by kind,
@@ -41,10 +44,17 @@ class Bucket:
                 generation += 1
                 self.objects[name] = (os.path.getsize(os.path.join(folder, filename)), generation)
         self.names = sorted(self.objects)
+        sidecar = f"{root}.metadata.json"
+        self.metadata: dict[str, dict[str, str]] = {}
+        if os.path.isfile(sidecar):
+            with open(sidecar, encoding="utf-8") as fh:
+                self.metadata = json.load(fh)
 
     def resource(self, name: str) -> dict:
         size, generation = self.objects[name]
+        extra = {"metadata": self.metadata[name]} if name in self.metadata else {}
         return {
+            **extra,
             "kind": "storage#object",
             "id": f"{self.name}/{name}/{generation}",
             "name": name,

@@ -29,8 +29,12 @@ def compare_scan(
     url: str,
     repeats: int,
     server_stats: Callable[[], dict[str, int]] | None = None,
+    refresh: bool = False,
 ) -> dict:
-    """Alternate bare listings and dry-run enqueues ``repeats`` times; keep the fastest of each."""
+    """Alternate bare listings and dry-run enqueues ``repeats`` times; keep the fastest of each.
+
+    ``refresh``: the dry runs are ``enqueue --refresh`` scans (summary states from the listing).
+    """
     from producer.enqueue import enqueue
 
     bare, dry = [], []
@@ -48,13 +52,22 @@ def compare_scan(
         before = server_stats() if server_stats else {}
         t = time.perf_counter()
         report = enqueue(
-            settings, storage, None, revision=None, country=None, limit=None, dry_run=True, show_progress=False
+            settings,
+            storage,
+            None,
+            revision=None,
+            country=None,
+            limit=None,
+            dry_run=True,
+            show_progress=False,
+            refresh=refresh,
         )
         dry.append(time.perf_counter() - t)
         if server_stats:
             result["dry_run_server_requests"] = _diff(server_stats(), before)
         result["dry_run_calls"] = dict(storage.calls)
         result["runs_seen"], result["missing"] = report.runs_seen, report.missing
+        result["states"], result["would_enqueue"] = report.states, report.would_enqueue
     result.update(
         {
             "bare_list_seconds": round(min(bare), 3),

@@ -130,10 +130,13 @@ def setup(settings: Settings, project, bucket, as_json) -> None:
 @country_option
 @click.option("--dry-run", is_flag=True, help="Count and list, publish nothing.")
 @click.option("--limit", type=click.IntRange(min=1), help="Enqueue at most N runs.")
+@click.option(
+    "--refresh", is_flag=True, help="Also enqueue runs whose summary is legacy or outdated (replaced, old one kept)."
+)
 @json_option
 @click.pass_obj
-def enqueue(settings: Settings, project, bucket, revision, country, dry_run, limit, as_json) -> None:
-    """Publish one summary request per run that lacks a model_summary.json."""
+def enqueue(settings: Settings, project, bucket, revision, country, dry_run, limit, refresh, as_json) -> None:
+    """Publish one summary request per run that lacks a model_summary.json (--refresh: or has a wrong one)."""
     from mmm_backfill.render import render
     from producer.enqueue import enqueue as run_enqueue
 
@@ -149,6 +152,7 @@ def enqueue(settings: Settings, project, bucket, revision, country, dry_run, lim
                 limit=limit,
                 dry_run=dry_run,
                 show_progress=not as_json,
+                refresh=refresh,
             )
     except BackfillError as exc:
         _fail(exc)
@@ -231,7 +235,7 @@ def replay(settings: Settings, project, bucket, limit, country, revision, dry_ru
 @json_option
 @click.pass_obj
 def status(settings: Settings, project, bucket, revision, country, as_json) -> None:
-    """Coverage per revision and country, and the freshness of country files."""
+    """Coverage and summary states per revision and country, and the freshness of country files."""
     from mmm_backfill.render import render
     from producer.status import coverage
 
@@ -279,9 +283,12 @@ def seed(settings: Settings, project, bucket, runs, from_dir) -> None:
 )
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes.")
 @click.option("--keep", is_flag=True, help="Leave the stack running and print its environment.")
+@click.option(
+    "--refresh", is_flag=True, help="Seed every run with a legacy summary, then refresh them all (enqueue --refresh)."
+)
 @json_option
 @click.pass_obj
-def demo(settings: Settings, runs, seed_from, workers, keep, as_json) -> None:
+def demo(settings: Settings, runs, seed_from, workers, keep, refresh, as_json) -> None:
     """Run a whole backfill on local emulators and print coverage (the README's first command)."""
     from mmm_backfill.demo import run_demo
     from mmm_backfill.render import render
@@ -294,7 +301,7 @@ def demo(settings: Settings, runs, seed_from, workers, keep, as_json) -> None:
         ack_deadline_seconds=60,
         coalesce_seconds=1.0,
     )
-    result = run_demo(settings, runs=runs, workers=workers, seed_from=seed_from, keep=keep)
+    result = run_demo(settings, runs=runs, workers=workers, seed_from=seed_from, keep=keep, refresh=refresh)
     render(result, as_json)
     sys.exit(0 if result.complete else 1)
 

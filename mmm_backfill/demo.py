@@ -1,12 +1,14 @@
 """``mmm-backfill demo``: a whole backfill on a local stack, from empty emulators to country files.
 
 Starts the emulators, creates the topology, seeds runs, enqueues them, runs workers and the
-aggregator, shows progress, prints coverage, stops what it started. Exit 0 only when every run is
-summarised or accounted for in the dead letters.
+aggregator, shows progress, prints coverage, stops what it started. Exit 0 only when every run has
+a current summary or is accounted for in the dead letters. With ``refresh``, every run is seeded
+with a legacy summary first and ``enqueue --refresh`` replaces them all.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import tempfile
@@ -21,9 +23,10 @@ from mmm_backfill.bus import Bus
 from mmm_backfill.config import Settings
 from mmm_backfill.fixtures import generate_runs
 from mmm_backfill.runpath import RUN_SUMMARY_NAME, country_summary_name
-from mmm_backfill.seed import plan_runs
+from mmm_backfill.seed import place_legacy_summaries, plan_runs
 from mmm_backfill.stack import LocalStack
 from mmm_backfill.storage import Storage
+from mmm_backfill.summary_state import SummaryState, summary_state
 from mmm_backfill.topology import setup_topology
 
 #: Seconds without any progress after which the demo gives up.
@@ -42,6 +45,9 @@ class DemoResult:
     country_files: dict[str, int] = field(default_factory=dict)
     wall_seconds: float = 0.0
     complete: bool = False
+    refresh: bool = False
+    states_before: dict[str, int] = field(default_factory=dict)
+    states_after: dict[str, int] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -61,14 +67,16 @@ class DemoResult:
             ["wall seconds", round(self.wall_seconds, 1)],
             ["complete", self.complete],
         ]
+        states = [[s, n, self.states_after.get(s, 0)] for s, n in self.states_before.items()]
         return [
-            ("demo backfill", ["", "count"], totals),
+            ("demo backfill" + (" --refresh" if self.refresh else ""), ["", "count"], totals),
+            ("summary states", ["state", "before", "after"], states),
             ("per country", ["country", "runs", "summarised", "dead-lettered", "runs in country file"], countries),
             ("dead letters by reason", ["reason", "runs"], reasons),
         ]
 
 
-def _seed(settings: Settings, runs: int, seed_from: str | None, data_root: str) -> str:
+def _seed(settings: Settings, runs: int, seed_from: str | None, data_root: str, refresh: bool) -> str:
     """Lay out the bucket's objects under ``data_root/<bucket>/`` for fake-gcs-server to preload."""
     bucket_dir = os.path.join(data_root, settings.bucket)
     os.makedirs(bucket_dir, exist_ok=True)
@@ -76,6 +84,8 @@ def _seed(settings: Settings, runs: int, seed_from: str | None, data_root: str) 
         shutil.copytree(seed_from, bucket_dir, dirs_exist_ok=True)
     if runs:
         generate_runs(plan_runs(runs, bucket_dir))
+    if refresh:
+        place_legacy_summaries(bucket_dir)
     return bucket_dir
 
 
@@ -95,9 +105,21 @@ class _DeadLetterWatch:
         return self.reasons
 
 
-def _summarised(storage: Storage) -> set[str]:
+def _summarised(storage: Storage, current_only: bool) -> set[str]:
+    """Runs with a summary; with ``current_only`` (a refresh), a legacy or outdated one does not count."""
     suffix = "/" + RUN_SUMMARY_NAME
-    return {o.name[: -len(suffix)] for o in storage.list("robyn/") if o.name.endswith(suffix)}
+    return {
+        o.name[: -len(suffix)]
+        for o in storage.list("robyn/")
+        if o.name.endswith(suffix) and (not current_only or summary_state(o.metadata) is SummaryState.CURRENT)
+    }
+
+
+def _states(storage: Storage) -> dict[str, int]:
+    from producer.enqueue import list_run_objects
+    from producer.scan import scan
+
+    return scan(list_run_objects(storage, None, None)).state_counts()
 
 
 def run_demo(
@@ -107,23 +129,33 @@ def run_demo(
     seed_from: str | None = None,
     keep: bool = False,
     console: Console | None = None,
+    refresh: bool = False,
 ) -> DemoResult:
-    """Run a complete local backfill and return its counts."""
+    """Run a complete local backfill (``refresh``: over legacy summaries) and return its counts."""
     console = console or Console(stderr=True)
     started = time.monotonic()
     data_root = tempfile.mkdtemp(prefix="mmm-demo-data-")
     console.print(f"seeding {runs} generated runs" + (f" and {seed_from}" if seed_from else ""))
-    _seed(settings, runs, seed_from, data_root)
+    _seed(settings, runs, seed_from, data_root, refresh)
     stack = LocalStack(settings, data_dir=data_root)
-    result = DemoResult()
+    result = DemoResult(refresh=refresh)
     try:
         stack.start_emulators()
         storage, bus = Storage(settings.project, settings.bucket), Bus(settings.project)
         setup_topology(settings, bus, storage)
         from producer.enqueue import enqueue
 
+        result.states_before = _states(storage)
         report = enqueue(
-            settings, storage, bus, revision=None, country=None, limit=None, dry_run=False, show_progress=False
+            settings,
+            storage,
+            bus,
+            revision=None,
+            country=None,
+            limit=None,
+            dry_run=False,
+            show_progress=False,
+            refresh=refresh,
         )
         result.enqueued = report.enqueued
         result.runs = report.runs_seen
@@ -132,6 +164,7 @@ def run_demo(
         stack.spawn("aggregator", log_name="aggregator")
         _follow(result, storage, bus, settings, console)
         _settle_country_files(result, storage, settings)
+        result.states_after = _states(storage)
         bus.close()
     finally:
         result.wall_seconds = time.monotonic() - started
@@ -162,7 +195,7 @@ def _follow(result: DemoResult, storage: Storage, bus: Bus, settings: Settings, 
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("runs", total=len(all_runs), dead=0)
         while True:
-            summarised = _summarised(storage) & all_runs
+            summarised = _summarised(storage, result.refresh) & all_runs
             dead = {p: r for p, r in watch.poll().items() if p not in summarised}
             finished = len(summarised) + len(dead)
             progress.update(task, completed=finished, dead=len(dead))
@@ -184,15 +217,24 @@ def _follow(result: DemoResult, storage: Storage, bus: Bus, settings: Settings, 
 
 
 def _settle_country_files(result: DemoResult, storage: Storage, settings: Settings, timeout: float = 120.0) -> None:
-    """Wait until each country file lists all of that country's summaries."""
+    """Wait until each country file says what a fresh build from the bucket's summaries says."""
     import json
 
-    deadline = time.monotonic() + timeout
+    from aggregator.cache import SummaryCache
+    from aggregator.country import build_country_file, same_content
+    from aggregator.rebuild import list_run_summaries
+
+    cache, deadline = SummaryCache(storage), time.monotonic() + timeout
     while True:
-        for country, _row in result.per_country.items():
+        settled = True
+        for country in result.per_country:
             found = storage.read(country_summary_name(country))
-            result.country_files[country] = json.loads(found[0]).get("total_runs", 0) if found else 0
-        if all(result.country_files[c] >= r["summarised"] for c, r in result.per_country.items()):
+            document = json.loads(found[0]) if found else {}
+            result.country_files[country] = document.get("total_runs", 0)
+            summaries = cache.get_many(list_run_summaries(storage, country)).items()
+            fresh = build_country_file(country, ((name, s) for (name, _), s in summaries), dt.datetime.now(dt.UTC))
+            settled = settled and same_content(document, fresh.document)
+        if settled:
             return
         if time.monotonic() > deadline:
             result.complete = False

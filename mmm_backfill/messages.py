@@ -28,7 +28,8 @@ from mmm_backfill.runpath import RunPath
 MESSAGE_VERSION = 1
 #: Refuse bodies larger than this; real ones are a few hundred bytes.
 MAX_BODY_BYTES = 16 * 1024
-OUTCOMES = ("created", "already_existed")
+#: ``replaced``: a refresh swapped an older summary for a new one (see ``SummaryRequest.replace_generation``).
+OUTCOMES = ("created", "already_existed", "replaced")
 #: Cloud Storage bucket names: 3-222 of lower-case letters, digits, ``-``, ``_`` and ``.``.
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9_.\-]{1,220}[a-z0-9]")
 
@@ -50,10 +51,29 @@ class SummaryRequest:
     requested_at: str
     replay_count: int = 0
     v: int = MESSAGE_VERSION
+    #: A refresh: the generation of the summary to replace (compare-and-swap). Absent (None), the
+    #: request is create-only, as every request was before refreshes existed.
+    replace_generation: int | None = None
 
     @classmethod
-    def for_run(cls, bucket: str, run: RunPath, backfill_id: str, requested_at: str | None = None) -> SummaryRequest:
-        return cls(bucket, run.prefix, run.revision, run.country, run.timestamp, backfill_id, requested_at or utc_now())
+    def for_run(
+        cls,
+        bucket: str,
+        run: RunPath,
+        backfill_id: str,
+        requested_at: str | None = None,
+        replace_generation: int | None = None,
+    ) -> SummaryRequest:
+        return cls(
+            bucket,
+            run.prefix,
+            run.revision,
+            run.country,
+            run.timestamp,
+            backfill_id,
+            requested_at or utc_now(),
+            replace_generation=replace_generation,
+        )
 
     @property
     def run(self) -> RunPath:
@@ -69,7 +89,12 @@ class SummaryRequest:
         }
 
     def encode(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True).encode()
+        """JSON body; a create-only request leaves ``replace_generation`` out, so its bytes are
+        exactly what workers of before refreshes read."""
+        body = asdict(self)
+        if self.replace_generation is None:
+            del body["replace_generation"]
+        return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
 
     @classmethod
     def decode(cls, data: bytes) -> SummaryRequest:
@@ -78,6 +103,8 @@ class SummaryRequest:
         _check_run(request)
         if request.replay_count < 0:
             raise MessageBadFields("replay_count must not be negative")
+        if request.replace_generation is not None and request.replace_generation <= 0:
+            raise MessageBadFields("replace_generation must be a positive generation")
         return request
 
 
@@ -112,8 +139,14 @@ class CompletionEvent:
         return event
 
 
-#: Expected Python type of each field, by dataclass field type name.
-_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float)}
+#: Expected Python type of each field, by dataclass field type name. An optional (``| None``)
+#: field may also be absent or ``null``, both meaning its default.
+_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "int | None": (int,),
+}
 
 
 def _load(data: bytes, cls: type) -> dict[str, Any]:
@@ -141,6 +174,8 @@ def _load(data: bytes, cls: type) -> dict[str, Any]:
                 raise MessageBadFields(f"missing field {name!r}")
             continue
         value = body[name]
+        if value is None and str(field.type).endswith("| None"):
+            continue
         kinds = _TYPES[field.type if isinstance(field.type, str) else field.type.__name__]
         if isinstance(value, bool) or not isinstance(value, kinds):
             raise MessageBadFields(f"field {name!r} must be {field.type}, got {type(value).__name__}")

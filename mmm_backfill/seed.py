@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from mmm_backfill.fixtures import RunSpec, generate_runs
-from mmm_backfill.runpath import RUNS_ROOT
+from mmm_backfill.runpath import OUTPUT_COLLECT, RUN_SUMMARY_NAME, RUNS_ROOT
 from mmm_backfill.storage import Storage
 
 #: Revisions and countries of generated runs, cycled through.
@@ -54,3 +56,44 @@ def seed_generated(storage: Storage, runs: int, progress: Callable[[int], None] 
     with tempfile.TemporaryDirectory(prefix="mmm-seed-") as tmp:
         generate_runs(plan_runs(runs, tmp))
         return upload_tree(storage, tmp, progress)
+
+
+#: What the app's old extractor leaves beside each real sample run.
+REFERENCE_SUMMARY = "reference_model_summary.json"
+
+
+def legacy_summary(revision: str, country: str, timestamp: str) -> dict:
+    """A summary shaped like the old extractor's: no Pareto models, no training time, zoneless time."""
+    return {
+        "country": country,
+        "revision": revision,
+        "timestamp": timestamp,
+        "created_at": "2026-01-01 00:00:00",
+        "training_time_mins": None,
+        "has_pareto_models": False,
+        "pareto_model_count": 0,
+        "pareto_models": [],
+        "candidate_model_count": 0,
+        "candidate_models": [],
+        "best_model": None,
+        "input_metadata": None,
+    }
+
+
+def place_legacy_summaries(root: str) -> int:
+    """Give every run below ``root`` (a local bucket-shaped folder) a legacy ``model_summary.json``.
+
+    A run with the old extractor's ``reference_model_summary.json`` gets that file; others get
+    ``legacy_summary``. Files are plain, without mmm-backfill's metadata, so they list as legacy.
+    """
+    placed = 0
+    for output in sorted(Path(root).glob(f"{RUNS_ROOT}/*/*/*/{OUTPUT_COLLECT}")):
+        folder = output.parent
+        reference = folder / REFERENCE_SUMMARY
+        if reference.is_file():
+            shutil.copyfile(reference, folder / RUN_SUMMARY_NAME)
+        else:
+            revision, country, timestamp = folder.parts[-3:]
+            (folder / RUN_SUMMARY_NAME).write_text(json.dumps(legacy_summary(revision, country, timestamp), indent=2))
+        placed += 1
+    return placed

@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from google.api_core import exceptions as gexc
@@ -39,7 +39,9 @@ WRITE_ID_KEY = "mmm-write-id"
 
 
 #: Only what ``ObjectInfo`` needs from a listing (smaller pages, less to parse).
-LIST_FIELDS = "items(name,generation,size,updated),prefixes,nextPageToken"
+#: ``metadata`` carries each summary's writer and versions (``mmm_backfill.summary_state``), so
+#: a listing alone tells a summary's state.
+LIST_FIELDS = "items(name,generation,size,updated,metadata),prefixes,nextPageToken"
 
 
 def _object_info(resource: dict) -> ObjectInfo:
@@ -49,6 +51,7 @@ def _object_info(resource: dict) -> ObjectInfo:
         int(resource.get("generation") or 0),
         int(resource.get("size") or 0),
         datetime.fromisoformat(updated).timestamp() if updated else None,
+        resource.get("metadata") or None,
     )
 
 
@@ -64,6 +67,7 @@ class ObjectInfo:
     generation: int
     size: int
     updated: float | None = None  # POSIX seconds
+    metadata: Mapping[str, str] | None = field(default=None, hash=False)  # custom metadata
 
 
 def make_client(project: str) -> storage.Client:
@@ -168,14 +172,31 @@ class Storage:
         return data, int(blob.generation or generation or 0)
 
     @transient_retry
+    def stat(self, name: str) -> ObjectInfo | None:
+        """The object's live generation, size and custom metadata, or None when absent (one call)."""
+        self._count("stat")
+        blob = self.bucket.get_blob(name, timeout=TIMEOUT, retry=None)
+        return None if blob is None else _object_info(blob._properties)
+
+    @transient_retry
     def generation(self, name: str) -> int | None:
         """The object's live generation, or None when it does not exist (one metadata call)."""
         self._count("stat")
         blob = self.bucket.get_blob(name, timeout=TIMEOUT, retry=None)
         return None if blob is None else int(blob.generation or 0)
 
-    def write(self, name: str, data: bytes, if_generation_match: int, content_type: str = "application/json") -> int:
-        """Write ``data`` only if the live generation is ``if_generation_match`` (0: only if absent).
+    def write(
+        self,
+        name: str,
+        data: bytes,
+        if_generation_match: int | None,
+        content_type: str = "application/json",
+        metadata: Mapping[str, str] | None = None,
+    ) -> int:
+        """Write ``data`` only if the live generation is ``if_generation_match`` (0: only if absent;
+        None: whatever is there, for copies whose content is the same on every attempt).
+
+        ``metadata`` is stored as the object's custom metadata, beside the write id.
 
         Returns the new generation; raises PreconditionFailed when another writer got there first.
         Kept under the single-request upload size so the precondition is checked atomically.
@@ -186,7 +207,9 @@ class Storage:
         """
         write_id = uuid.uuid4().hex
         try:
-            return self._write(name, data, if_generation_match, content_type, write_id)
+            return self._write(
+                name, data, if_generation_match, content_type, {**(metadata or {}), WRITE_ID_KEY: write_id}
+            )
         except gexc.PreconditionFailed:
             own = self._generation_written_by(name, write_id)
             if own is not None:
@@ -194,10 +217,10 @@ class Storage:
             raise PreconditionFailed(name) from None
 
     @transient_retry
-    def _write(self, name: str, data: bytes, if_generation_match: int, content_type: str, write_id: str) -> int:
+    def _write(self, name: str, data: bytes, if_generation_match: int | None, content_type: str, metadata: dict) -> int:
         self._count("write")
         blob = self.bucket.blob(name)
-        blob.metadata = {WRITE_ID_KEY: write_id}
+        blob.metadata = metadata
         blob.upload_from_string(
             data, content_type=content_type, if_generation_match=if_generation_match, timeout=TIMEOUT, retry=None
         )

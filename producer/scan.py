@@ -1,17 +1,23 @@
-"""Find runs in a bucket listing: pure logic over object names, no I/O.
+"""Find runs in a bucket listing: pure logic over listed objects, no I/O.
 
 A run is a folder ``robyn/{revision}/{country}/{timestamp}/`` holding ``OutputCollect.RDS``; it is
-summarised when the same folder holds ``model_summary.json``. Listing whole prefixes and deciding
-here keeps the number of storage calls proportional to the pages listed, never to the runs.
+summarised when the same folder holds ``model_summary.json``, whose listed custom metadata tells
+its state (``mmm_backfill.summary_state``). Listing whole prefixes and deciding here keeps the
+number of storage calls proportional to the pages listed, never to the runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mmm_backfill.errors import InvalidRunPath
 from mmm_backfill.runpath import OUTPUT_COLLECT, RUN_SUMMARY_NAME, RUNS_ROOT, RunPath, check_segment
+from mmm_backfill.summary_state import ORDER, REFRESHABLE, SummaryState, summary_state
+
+if TYPE_CHECKING:  # the storage client stays out of this pure module
+    from mmm_backfill.storage import ObjectInfo
 
 #: Skipped names kept as examples in reports; the count covers them all.
 MAX_SKIPPED_EXAMPLES = 5
@@ -19,10 +25,15 @@ MAX_SKIPPED_EXAMPLES = 5
 
 @dataclass(frozen=True)
 class Run:
-    """One run found in the listing."""
+    """One run found in the listing: its summary's state, and generation when there is one."""
 
     path: RunPath
-    summarised: bool
+    state: SummaryState
+    generation: int | None = None
+
+    @property
+    def summarised(self) -> bool:
+        return self.state is not SummaryState.MISSING
 
 
 @dataclass
@@ -41,6 +52,18 @@ class ScanResult:
     @property
     def summarised(self) -> int:
         return sum(1 for r in self.runs if r.summarised)
+
+    @property
+    def to_refresh(self) -> list[Run]:
+        """Runs whose summary is missing, legacy or outdated, in path order."""
+        return [r for r in self.runs if r.state in REFRESHABLE]
+
+    def state_counts(self) -> dict[str, int]:
+        """Runs by summary state, every state present (zero when none)."""
+        counts = {state.value: 0 for state in ORDER}
+        for run in self.runs:
+            counts[run.state.value] += 1
+        return counts
 
     def skip(self, name: str) -> None:
         self.skipped += 1
@@ -83,9 +106,10 @@ def revision_names(folders: Iterable[str]) -> list[str]:
     return sorted({f[len(root) :].rstrip("/") for f in folders if f.startswith(root) and f != root})
 
 
-def scan(names: Iterable[str], revision: str | None = None, country: str | None = None) -> ScanResult:
-    """Runs among ``names``, restricted to the filters; names that break the layout are counted.
+def scan(objects: Iterable[ObjectInfo | str], revision: str | None = None, country: str | None = None) -> ScanResult:
+    """Runs among the listed ``objects``, restricted to the filters; names that break the layout are counted.
 
+    A bare name stands for an object without metadata (a summary of it counts as legacy).
     A name outside the filters is ignored, not skipped. Folder placeholders (names ending in
     ``/``, made by consoles) are neither runs nor mistakes and are ignored too.
     """
@@ -93,8 +117,9 @@ def scan(names: Iterable[str], revision: str | None = None, country: str | None 
     result = ScanResult()
     folders: dict[str, RunPath | None] = {}  # each folder is validated once, not once per file
     outputs: set[str] = set()
-    summaries: set[str] = set()
-    for name in names:
+    summaries: dict[str, ObjectInfo | None] = {}
+    for obj in objects:
+        name = obj if isinstance(obj, str) else obj.name
         folder, _, filename = name.rpartition("/")
         if not filename or not _in_scope(folder, revision, country):
             continue
@@ -105,10 +130,18 @@ def scan(names: Iterable[str], revision: str | None = None, country: str | None 
         elif filename == OUTPUT_COLLECT:
             outputs.add(folder)
         elif filename == RUN_SUMMARY_NAME:
-            summaries.add(folder)
+            summaries[folder] = None if isinstance(obj, str) else obj
     # Folder strings sort in listing order and far faster than RunPath dataclasses.
-    result.runs = [Run(folders[f], f in summaries) for f in sorted(outputs)]  # type: ignore[arg-type]
+    result.runs = [_run(folders[f], f in summaries, summaries.get(f)) for f in sorted(outputs)]  # type: ignore[arg-type]
     return result
+
+
+def _run(path: RunPath, summarised: bool, summary: ObjectInfo | None) -> Run:
+    if not summarised:
+        return Run(path, SummaryState.MISSING)
+    if summary is None:
+        return Run(path, SummaryState.LEGACY)
+    return Run(path, summary_state(summary.metadata), summary.generation)
 
 
 def _parse(folder: str) -> RunPath | None:

@@ -1,5 +1,9 @@
 """``mmm-backfill status``: coverage per revision and country, and how fresh the country files are.
 
+Each run's summary is counted by state (missing, legacy, outdated, current; see
+``mmm_backfill.summary_state``), read from the listing's custom metadata, so a user sees how much
+of a bucket a refresh would rewrite.
+
 Read-only and cheap: the same prefix listings as ``enqueue`` plus one listing of
 ``model_summary/``; no object is downloaded.
 """
@@ -16,18 +20,22 @@ from mmm_backfill.config import Settings
 from mmm_backfill.errors import InvalidRunPath
 from mmm_backfill.runpath import COUNTRY_ROOT, COUNTRY_SUMMARY_NAME, check_segment
 from mmm_backfill.storage import ObjectInfo, Storage
-from producer.enqueue import list_run_names
+from mmm_backfill.summary_state import SummaryState
+from producer.enqueue import list_run_objects
 from producer.scan import Run, check_filters, scan
 
 
 @dataclass(frozen=True)
 class Coverage:
-    """Runs of one revision × country and how many have a summary."""
+    """Runs of one revision × country, how many have a summary, and the summaries by state."""
 
     revision: str
     country: str
     runs: int
     summarised: int
+    legacy: int = 0
+    outdated: int = 0
+    current: int = 0
 
     @property
     def missing(self) -> int:
@@ -71,6 +79,7 @@ class StatusReport:
             "summarised": summarised,
             "missing": runs - summarised,
             "percent": percent(summarised, runs),
+            **{state: sum(getattr(c, state) for c in self.coverage) for state in STATE_COLUMNS},
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,14 +95,19 @@ class StatusReport:
 
     def tables(self) -> list[tuple[str, list[str], list[list[Any]]]]:
         t = self.totals
-        rows = [[c.revision, c.country, c.runs, c.summarised, c.missing, c.percent] for c in self.coverage]
-        rows.append(["all", "", t["runs"], t["summarised"], t["missing"], t["percent"]])
+        # "%" is the share with a summary of any state; the summarised count is runs - missing.
+        rows = [
+            [c.revision, c.country, c.runs, c.percent, c.missing, c.legacy, c.outdated, c.current]
+            for c in self.coverage
+        ]
+        rows.append(["all", "", *(t[k] for k in ("runs", "percent", "missing", *STATE_COLUMNS))])
+        columns = ["revision", "country", "runs", "%", "missing", "legacy", "outdated", "current"]
         files = [
             [f.country, "yes" if f.present else "no", f.generation, f.updated, _age(f.age_seconds)]
             for f in self.country_files
         ]
         tables = [
-            (f"coverage of gs://{self.bucket}", ["revision", "country", "runs", "summarised", "missing", "%"], rows),
+            (f"coverage of gs://{self.bucket}", columns, rows),
             ("country files", ["country", "present", "generation", "updated", "age"], files),
         ]
         if self.skipped:
@@ -106,14 +120,22 @@ def percent(part: int, whole: int) -> float:
     return round(100.0 * part / whole, 1) if whole else 100.0
 
 
+#: Summary states counted beside ``missing`` (which is ``runs - summarised``).
+STATE_COLUMNS = (SummaryState.LEGACY.value, SummaryState.OUTDATED.value, SummaryState.CURRENT.value)
+
+
 def coverage_rows(runs: Iterable[Run]) -> list[Coverage]:
-    """Group runs by revision and country, in that order."""
-    counts: dict[tuple[str, str], list[int]] = {}
+    """Group runs by revision and country, in that order, counting summaries by state."""
+    counts: dict[tuple[str, str], dict[str, int]] = {}
     for run in runs:
-        row = counts.setdefault((run.path.revision, run.path.country), [0, 0])
-        row[0] += 1
-        row[1] += run.summarised
-    return [Coverage(rev, country, n, done) for (rev, country), (n, done) in sorted(counts.items())]
+        row = counts.setdefault((run.path.revision, run.path.country), dict.fromkeys(("runs", *STATE_COLUMNS), 0))
+        row["runs"] += 1
+        if run.summarised:
+            row[run.state.value] += 1
+    return [
+        Coverage(rev, country, row["runs"], sum(row[s] for s in STATE_COLUMNS), **{s: row[s] for s in STATE_COLUMNS})
+        for (rev, country), row in sorted(counts.items())
+    ]
 
 
 def country_files(objects: Iterable[ObjectInfo], countries: Iterable[str], now: float) -> list[CountryFile]:
@@ -149,7 +171,7 @@ def coverage(
     """
     check_filters(revision, country)
     calls_before = storage.calls.get("list_page", 0)
-    found = scan(list_run_names(storage, revision, country), revision, country)
+    found = scan(list_run_objects(storage, revision, country), revision, country)
     report = StatusReport(settings.bucket, coverage_rows(found.runs), [], found.skipped, found.skipped_examples)
     countries = {c.country for c in report.coverage} | ({country} if country else set())
     objects = storage.list(f"{COUNTRY_ROOT}/{country}/" if country else f"{COUNTRY_ROOT}/")

@@ -17,9 +17,11 @@ from mmm_backfill.errors import InvalidRunFile, MissingRunFile, OtherBucket, Rds
 from mmm_backfill.messages import CompletionEvent, SummaryRequest, utc_now
 from mmm_backfill.runpath import INPUT_COLLECT, OUTPUT_COLLECT, RUN_FILES, RunPath
 from mmm_backfill.storage import ObjectInfo, PreconditionFailed, Storage
+from mmm_backfill.summary_state import summary_metadata
 from worker.decisions import Decision, dead_letter_attributes, decide
 from worker.extract import summarize_files
 from worker.rbridge import R_TEMP_PREFIX, RSession
+from worker.replace import refresh_summary
 from worker.runfiles import MAX_TEXT_BYTES
 
 log = logging.getLogger(__name__)
@@ -30,7 +32,7 @@ TEMP_PREFIX = "mmm-run-"
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one request: created, already_existed, dead_lettered or retry."""
+    """What became of one request: created, replaced, already_existed, dead_lettered or retry."""
 
     outcome: str
     run_path: str | None = None
@@ -52,7 +54,9 @@ class Handler:
         try:
             request = self._validate(data)
             run_path = request.run_path
-            outcome, generation = self._summarize(request.run)
+            outcome, generation = (
+                self._summarize(request.run) if request.replace_generation is None else self._refresh(request)
+            )
             self._publish_event(request, outcome, generation, time.monotonic() - started)
             result = Outcome(outcome, run_path)
         except Exception as exc:  # noqa: BLE001 - classified below, never lost
@@ -83,9 +87,23 @@ class Handler:
             summary = summarize_files(run, files, self.session, self.settings.rds_limits)
         body = json.dumps(summary, indent=2, allow_nan=False).encode()
         try:
-            return "created", self.storage.write(run.summary_name, body, if_generation_match=0)
+            return "created", self.storage.write(
+                run.summary_name, body, if_generation_match=0, metadata=summary_metadata()
+            )
         except PreconditionFailed:
             return "already_existed", self.storage.generation(run.summary_name) or 0
+
+    def _refresh(self, request: SummaryRequest) -> tuple[str, int]:
+        """Replace a legacy or outdated summary (worker/replace.py); a current one is left alone."""
+        return refresh_summary(
+            self.storage, request.run, request.replace_generation or 0, lambda: self._build(request.run)
+        )
+
+    def _build(self, run: RunPath) -> bytes:
+        """The run's new summary as bytes (download to a private temp dir, extract)."""
+        with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
+            summary = summarize_files(run, self._download(run, tmp), self.session, self.settings.rds_limits)
+        return json.dumps(summary, indent=2, allow_nan=False).encode()
 
     def _download(self, run: RunPath, tmp: str) -> dict[str, str]:
         """Download the run's files (one listing, then one read per present file), bounded in size."""

@@ -40,7 +40,19 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_reports_every_section_without_errors(quick):
     assert quick["errors"] == {}
-    for key in ("meta", "config", "data", "baseline", "floor", "pool", "scaling", "producer", "aggregator", "targets"):
+    for key in (
+        "meta",
+        "config",
+        "data",
+        "baseline",
+        "floor",
+        "pool",
+        "scaling",
+        "producer",
+        "aggregator",
+        "refresh",
+        "targets",
+    ):
         assert key in quick, key
     assert quick["config"]["quick"] is True
     assert {"date", "cores", "memory_gib"} <= set(quick["meta"])
@@ -77,10 +89,22 @@ def test_aggregator_reports_rebuilds_and_downloads(quick):
     assert agg["summary_downloads"] >= 1
 
 
+def test_refresh_scan_lists_only_and_refresh_replaces_every_run(quick):
+    scan = quick["refresh"]["scan"]["refresh"]
+    assert scan["states"] == {"missing": 500, "legacy": 500, "outdated": 500, "current": 500}
+    assert scan["would_enqueue"] == 1500 and scan["per_run_calls"] == 0  # structural facts, not timings
+    assert set(scan["dry_run_calls"]) == {"list_page"}
+    per_run = quick["refresh"]["per_run"]
+    assert per_run["fresh"]["outcomes"] == {"created": per_run["runs"]}
+    assert per_run["refresh"]["outcomes"] == {"replaced": per_run["runs"]}
+    assert per_run["refresh_to_fresh"] > 0
+
+
 def test_targets_are_listed_with_a_verdict(quick):
     names = [t["name"] for t in quick["targets"]]
     for name in TARGET_NAMES:
         assert name in names
     assert any(n.startswith("producer dry run") for n in names)
     assert any(n.startswith("aggregator") for n in names)
+    assert any(n.startswith("refresh scan") for n in names)
     assert {t["result"] for t in quick["targets"]} <= {"PASS", "FAIL", "n/a"}

@@ -356,3 +356,10 @@ def test_the_example_overlay_sets_its_image_and_revision():
             assert c["image"] == "europe-west1-docker.pkg.dev/my-gcp-project/mmm/mmm-backfill:0.1.0"
     args = pod_spec(named(docs, "Job", "mmm-backfill-enqueue"))["containers"][0]["args"]
     assert option_value(args, "--revision") == "r100"
+
+
+def test_refresh_job_waits_to_be_resumed_and_runs_enqueue_refresh(docs):
+    job = named(docs, "Job", "mmm-backfill-refresh")
+    assert job["spec"]["suspend"] is True and pod_spec(job)["restartPolicy"] == "Never"
+    args = pod_spec(job)["containers"][0]["args"]
+    assert args[:2] == ["enqueue", "--refresh"]

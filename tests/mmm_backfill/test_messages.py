@@ -60,3 +60,34 @@ def test_event_with_unknown_outcome_is_refused():
     event = CompletionEvent("a-bucket", "robyn/r1/de/t1", "r1", "de", "t1", "made", 1, 0.5, "w", "now")
     with pytest.raises(errors.MessageBadFields, match="outcome"):
         CompletionEvent.decode(event.encode())
+
+
+# -- refresh requests ---------------------------------------------------------------------------
+
+REFRESH = SummaryRequest.for_run("a-bucket", RunPath("r1", "de", "t1"), "bf1", "2026-11-29T00:00:00Z", 1234)
+
+
+def test_refresh_request_round_trips_with_the_generation_to_replace():
+    decoded = SummaryRequest.decode(REFRESH.encode())
+    assert decoded == REFRESH and decoded.replace_generation == 1234
+
+
+def test_create_only_request_encodes_exactly_as_before_refreshes_existed():
+    assert "replace_generation" not in json.loads(REQUEST.encode())
+    old_body = {k: v for k, v in dataclasses.asdict(REQUEST).items() if k != "replace_generation"}
+    assert SummaryRequest.decode(json.dumps(old_body).encode()).replace_generation is None
+
+
+def test_null_replace_generation_means_create_only():
+    assert SummaryRequest.decode(body(replace_generation=None)).replace_generation is None
+
+
+@pytest.mark.parametrize("value", [0, -5, "12", 1.5, True, [1], {"g": 1}])
+def test_replace_generation_that_is_not_a_positive_integer_is_refused(value):
+    with pytest.raises(errors.MessageBadFields, match="replace_generation"):
+        SummaryRequest.decode(body(replace_generation=value))
+
+
+def test_replaced_is_a_known_event_outcome():
+    event = CompletionEvent("a-bucket", "robyn/r1/de/t1", "r1", "de", "t1", "replaced", 7, 0.5, "w", "now")
+    assert CompletionEvent.decode(event.encode()).outcome == "replaced"

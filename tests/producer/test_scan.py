@@ -4,6 +4,8 @@ import pytest
 
 from mmm_backfill.errors import InvalidRunPath
 from mmm_backfill.runpath import RunPath
+from mmm_backfill.storage import ObjectInfo
+from mmm_backfill.summary_state import SummaryState, summary_metadata
 from producer.scan import MAX_SKIPPED_EXAMPLES, listing_prefixes, needs_revisions, revision_names, scan
 
 
@@ -123,3 +125,38 @@ def test_only_a_country_filter_without_revision_needs_the_revision_folders():
 
 def test_revision_names_come_from_delimiter_listing_folders():
     assert revision_names(["robyn/r2/", "robyn/r1/", "robyn/", "other/x/"]) == ["r1", "r2"]
+
+
+# -- summary states (from listed metadata) -------------------------------------------------------
+
+
+def listed(name, generation=1, metadata=None):
+    return ObjectInfo(name, generation, 1, None, metadata)
+
+
+def test_each_run_gets_its_summary_state_and_generation_from_the_listing():
+    objects = [
+        listed("robyn/r1/de/a/OutputCollect.RDS"),
+        listed("robyn/r1/de/b/OutputCollect.RDS"),
+        listed("robyn/r1/de/b/model_summary.json", 11),
+        listed("robyn/r1/de/c/OutputCollect.RDS"),
+        listed("robyn/r1/de/c/model_summary.json", 12, summary_metadata(generator_version="0.0.1")),
+        listed("robyn/r1/de/d/OutputCollect.RDS"),
+        listed("robyn/r1/de/d/model_summary.json", 13, summary_metadata()),
+        listed("robyn/r1/de/d/model_summary.previous.json", 14),
+    ]
+    result = scan(objects)
+    assert [(r.path.timestamp, r.state.value, r.generation) for r in result.runs] == [
+        ("a", "missing", None),
+        ("b", "legacy", 11),
+        ("c", "outdated", 12),
+        ("d", "current", 13),
+    ]
+    assert result.state_counts() == {"missing": 1, "legacy": 1, "outdated": 1, "current": 1}
+    assert [r.path.timestamp for r in result.to_refresh] == ["a", "b", "c"]
+    assert [str(p) for p in result.missing] == ["robyn/r1/de/a"] and result.summarised == 3
+
+
+def test_a_bare_name_summary_counts_as_legacy():
+    result = scan(["robyn/r1/de/a/OutputCollect.RDS", "robyn/r1/de/a/model_summary.json"])
+    assert result.runs[0].state is SummaryState.LEGACY and result.runs[0].summarised

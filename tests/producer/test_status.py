@@ -45,7 +45,15 @@ def test_coverage_per_revision_and_country_with_totals(settings, storage, bucket
         ("r1", "fr", 1, 1, 0, 100.0),
         ("r2", "de", 1, 0, 1, 0.0),
     ]
-    assert report.totals == {"runs": 4, "summarised": 2, "missing": 2, "percent": 50.0}
+    assert report.totals == {
+        "runs": 4,
+        "summarised": 2,
+        "missing": 2,
+        "percent": 50.0,
+        "legacy": 2,  # placeholders written without mmm-backfill's metadata
+        "outdated": 0,
+        "current": 0,
+    }
     assert (report.skipped, report.skipped_examples) == (1, ["robyn/r2/de/t1/extra/plot.png"])
     assert report.list_calls == 2  # robyn/ and model_summary/, one page each
 
@@ -95,6 +103,9 @@ def test_report_renders_tables_and_json(settings, storage, bucket):
         "summarised": 1,
         "missing": 1,
         "percent": 50.0,
+        "legacy": 1,
+        "outdated": 0,
+        "current": 0,
     }
     assert {f["country"]: f["present"] for f in document["country_files"]} == {"de": True, "fr": False, "it": True}
     titles = [t[0] for t in report.tables()]
@@ -109,3 +120,17 @@ def test_cli_status_prints_json(settings, storage, bucket, emulator_env):
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["totals"]["runs"] == 4
+
+
+def test_summaries_are_counted_by_state_per_revision_and_country(settings, storage, put):
+    from mmm_backfill.summary_state import summary_metadata
+
+    put("robyn/r1/de/a/OutputCollect.RDS", "robyn/r1/de/b/OutputCollect.RDS", "robyn/r1/de/c/OutputCollect.RDS")
+    put("robyn/r1/de/d/OutputCollect.RDS", "robyn/r1/de/b/model_summary.json")
+    storage.write("robyn/r1/de/c/model_summary.json", b"{}", 0, metadata=summary_metadata(generator_version="0.0.1"))
+    storage.write("robyn/r1/de/d/model_summary.json", b"{}", 0, metadata=summary_metadata())
+    report = coverage(settings, storage, revision=None, country=None)
+    (row,) = report.coverage
+    assert (row.runs, row.missing, row.legacy, row.outdated, row.current) == (4, 1, 1, 1, 1)
+    table = report.tables()[0]
+    assert table[1][-3:] == ["legacy", "outdated", "current"] and table[2][0][-3:] == [1, 1, 1]
