@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from mmm_backfill.config import Settings
+from mmm_backfill.config import EMULATOR_PROJECT, Settings
 
 COMPOSE = yaml.safe_load((Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
@@ -73,7 +73,7 @@ def test_pubsub_emulator_serves_the_project_the_roles_use():
     assert "--host-port=0.0.0.0:8085" in pubsub["command"]
     project = SERVICES["worker"]["environment"]["MMM_BACKFILL_PROJECT"]
     assert f"--project={project}" in pubsub["command"]
-    assert default_of(project) == Settings().project
+    assert default_of(project) == EMULATOR_PROJECT
     assert "healthcheck" in pubsub
 
 
