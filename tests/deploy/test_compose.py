@@ -7,6 +7,7 @@ import shlex
 from pathlib import Path
 
 import yaml
+from deploy_roles import COMPONENT_ROLES, ROLE_ACCOUNTS
 
 from mmm_backfill.config import EMULATOR_PROJECT, Settings
 
@@ -106,3 +107,8 @@ def test_aggregator_reports_health_on_its_metrics_port():
     aggregator = SERVICES["aggregator"]
     port = aggregator["command"][aggregator["command"].index("--metrics-port") + 1]
     assert f"127.0.0.1:{port}/healthz" in " ".join(aggregator["healthcheck"]["test"])
+
+
+def test_each_app_service_runs_as_the_service_account_of_its_role():
+    for name in APP_SERVICES:
+        assert SERVICES[name]["labels"] == {"mmm-backfill.service-account": ROLE_ACCOUNTS[COMPONENT_ROLES[name]]}, name
