@@ -5,6 +5,8 @@
 # PYTHON_IMAGE may name any Debian bookworm image with python3 3.11 (scripts/image_base.sh builds one
 # from Debian's archive where no registry is reachable; scripts/smoke_image.sh uses it).
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+# checkov:skip=CKV_DOCKER_7: FROM takes ${PYTHON_IMAGE}, whose default above is a pinned version tag
+# checkov:skip=CKV_DOCKER_2: health is served by the roles on --metrics-port (/healthz), probed by k8s; jobs have none
 
 # --- builder: a wheel of the project and a virtualenv with it and its dependencies -------------
 FROM ${PYTHON_IMAGE} AS builder
