@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from mmm_backfill import __version__
-from mmm_backfill.config import Settings
+from mmm_backfill.config import ProjectNotFound, Settings
 from mmm_backfill.errors import BackfillError
 from mmm_backfill.logs import setup_logging
 from mmm_backfill.runpath import INPUT_COLLECT, OUTPUT_COLLECT, RunPath, run_path_from_local_dir
@@ -77,7 +77,11 @@ def summarize(settings: Settings, run_dir, output_collect, input_collect, countr
 
 
 def _settings(settings: Settings, **overrides: Any) -> Settings:
-    return settings.replace(**overrides)
+    """The group's settings with this command's flags applied and the project resolved."""
+    try:
+        return settings.replace(**overrides).with_resolved_project()
+    except ProjectNotFound as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _storage(settings: Settings):  # noqa: ANN202
@@ -101,7 +105,10 @@ def _open_bus(settings: Settings, needed: bool = True) -> Iterator[Any]:
         bus.close()
 
 
-project_option = click.option("--project", help="Google Cloud project [env MMM_BACKFILL_PROJECT].")
+project_option = click.option(
+    "--project",
+    help="Google Cloud project [env MMM_BACKFILL_PROJECT, then GOOGLE_CLOUD_PROJECT, then the credentials' project].",
+)
 bucket_option = click.option("--bucket", help="Bucket holding robyn/ runs [env MMM_BACKFILL_BUCKET].")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 revision_option = click.option("--revision", help="Only this revision.")

@@ -2,17 +2,26 @@
 
 Every field has an environment variable ``MMM_BACKFILL_<FIELD>`` (upper case). The emulator
 switches are Google's own variables, ``PUBSUB_EMULATOR_HOST`` and ``STORAGE_EMULATOR_HOST``.
+The project follows the Google client convention when it is not given (``resolve_project``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 ENV_PREFIX = "MMM_BACKFILL_"
+#: Google's switches to the local emulators; either one means "no real project is needed".
+EMULATOR_HOSTS = ("PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")
+#: The project used on the emulators when none is given: they accept any name.
+EMULATOR_PROJECT = "mmm-backfill-local"
+
+
+class ProjectNotFound(ValueError):
+    """No project was given and none could be found the way Google's clients look for one."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +54,8 @@ class RdsLimits:
 class Settings:
     """Configuration shared by every role.
 
-    project: Google Cloud project of the topics and subscriptions.
+    project: Google Cloud project of the topics and subscriptions; empty until resolved
+        (``with_resolved_project``).
     bucket: bucket holding ``robyn/`` runs and ``model_summary/`` files.
     request_topic / request_subscription: summary requests and the workers' subscription.
     dead_letter_topic / dead_letter_subscription: failed requests and the replay subscription.
@@ -65,7 +75,7 @@ class Settings:
     log_format: ``json`` (one object per line, for Cloud Logging) or ``text``; ``auto`` picks text on a TTY.
     """
 
-    project: str = "mmm-backfill-local"
+    project: str = ""
     bucket: str = "mmm-robyn"
     request_topic: str = "summary-requests"
     request_subscription: str = "summary-requests-workers"
@@ -105,6 +115,14 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
+    def with_resolved_project(
+        self, environ: Mapping[str, str] | None = None, adc_project: Callable[[], str | None] | None = None
+    ) -> Settings:
+        """These settings with ``project`` filled in by ``resolve_project`` when it is empty."""
+        if self.project:
+            return self
+        return self.replace(project=resolve_project(environ, adc_project))
+
     @property
     def rds_limits(self) -> RdsLimits:
         return RdsLimits(
@@ -121,9 +139,43 @@ class Settings:
     def env_names() -> list[str]:
         """Every environment variable the settings read (for docs and manifest checks)."""
         return [ENV_PREFIX + f.name.upper() for f in fields(Settings)] + [
-            "PUBSUB_EMULATOR_HOST",
-            "STORAGE_EMULATOR_HOST",
+            *EMULATOR_HOSTS,
+            "GOOGLE_CLOUD_PROJECT",
         ]
+
+
+def resolve_project(
+    environ: Mapping[str, str] | None = None, adc_project: Callable[[], str | None] | None = None
+) -> str:
+    """The project when neither ``--project`` nor ``MMM_BACKFILL_PROJECT`` gave one.
+
+    ``GOOGLE_CLOUD_PROJECT`` first, then the project Application Default Credentials report (the
+    order of Google's own clients); on the emulators, ``EMULATOR_PROJECT`` instead of ADC, which
+    they do not use (anonymous credentials) and which may be slow to ask off Google Cloud.
+    """
+    env = os.environ if environ is None else environ
+    if env.get("GOOGLE_CLOUD_PROJECT"):
+        return env["GOOGLE_CLOUD_PROJECT"]
+    if any(env.get(name) for name in EMULATOR_HOSTS):
+        return EMULATOR_PROJECT
+    project = (adc_project or _adc_project)()
+    if project:
+        return project
+    raise ProjectNotFound(
+        "no Google Cloud project: give --project, or set MMM_BACKFILL_PROJECT or GOOGLE_CLOUD_PROJECT, "
+        "or use credentials that carry one (gcloud auth application-default login, a service account)"
+    )
+
+
+def _adc_project() -> str | None:
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        _, project = google.auth.default()
+    except DefaultCredentialsError:
+        return None
+    return project
 
 
 def _convert(f: dataclasses.Field, raw: str) -> Any:

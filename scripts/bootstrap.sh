@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what mmm-backfill needs on a fresh Debian 12 machine (run as root): R from Debian,
-# a virtualenv in .venv with the package and its test tools. Safe to run again.
+# podman (runc) and debootstrap for the image smoke test, a virtualenv in .venv with the package
+# and its test tools at the versions of requirements.lock (the image's). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,11 @@ if ! command -v Rscript >/dev/null 2>&1 \
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     r-base-core r-cran-jsonlite r-cran-dplyr >/dev/null
 fi
+# The image smoke test (scripts/smoke_image.py) builds and runs the image with podman on runc.
+if ! command -v podman >/dev/null 2>&1 || ! command -v runc >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman runc debootstrap >/dev/null
+fi
 if ! command -v java >/dev/null 2>&1 || ! command -v gcloud >/dev/null 2>&1; then
   echo "note: the Pub/Sub emulator needs gcloud (with the beta and pubsub-emulator components) and Java" >&2
 fi
@@ -18,4 +24,6 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+# The image's versions as constraints (hashes dropped: pip cannot hash an editable install).
+grep -v -- '--hash' requirements.lock | sed 's/ \\$//' > .venv/lock-constraints.txt
+.venv/bin/python -m pip install -q -c .venv/lock-constraints.txt -e '.[test]'

@@ -7,8 +7,9 @@ import shlex
 from pathlib import Path
 
 import yaml
+from deploy_roles import COMPONENT_ROLES, ROLE_ACCOUNTS
 
-from mmm_backfill.config import Settings
+from mmm_backfill.config import EMULATOR_PROJECT, Settings
 
 COMPOSE = yaml.safe_load((Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
@@ -73,7 +74,7 @@ def test_pubsub_emulator_serves_the_project_the_roles_use():
     assert "--host-port=0.0.0.0:8085" in pubsub["command"]
     project = SERVICES["worker"]["environment"]["MMM_BACKFILL_PROJECT"]
     assert f"--project={project}" in pubsub["command"]
-    assert default_of(project) == Settings().project
+    assert default_of(project) == EMULATOR_PROJECT
     assert "healthcheck" in pubsub
 
 
@@ -106,3 +107,8 @@ def test_aggregator_reports_health_on_its_metrics_port():
     aggregator = SERVICES["aggregator"]
     port = aggregator["command"][aggregator["command"].index("--metrics-port") + 1]
     assert f"127.0.0.1:{port}/healthz" in " ".join(aggregator["healthcheck"]["test"])
+
+
+def test_each_app_service_runs_as_the_service_account_of_its_role():
+    for name in APP_SERVICES:
+        assert SERVICES[name]["labels"] == {"mmm-backfill.service-account": ROLE_ACCOUNTS[COMPONENT_ROLES[name]]}, name

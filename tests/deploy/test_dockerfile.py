@@ -92,18 +92,24 @@ def test_final_environment_logs_json_and_keeps_temp_files_in_tmp():
     assert re.search(r"PATH=/opt/venv/bin:", env)
 
 
-def test_builder_installs_the_project_with_its_dependencies():
-    """The wheel of this project is pip-installed with dependency resolution, so [project].dependencies hold."""
+def test_builder_installs_the_locked_dependencies_by_hash_then_the_project_alone():
+    """Nothing is resolved at build time: requirements.lock with --require-hashes, the wheel with --no-deps."""
     builder = STAGES[0]
     copied = {src.rstrip("/") for c in steps(builder, "COPY") for src in c.split()[:-1] if not src.startswith("--")}
     packages = {p.rstrip("*") for p in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]}
-    assert {"pyproject.toml", PYPROJECT["project"]["readme"], *packages} <= copied
+    assert {"requirements.lock", "pyproject.toml", PYPROJECT["project"]["readme"], *packages} <= copied
     commands = [c.strip() for run in steps(builder, "RUN") for c in run.split("&&")]
-    installs = [c for c in commands if re.search(r"pip install (\S*mmm_backfill\S*\.whl|\.)$", c)]
-    assert len(installs) == 1, "the project itself is not pip-installed"
-    assert "--no-deps" not in installs[0], "its dependencies must be resolved from the wheel's metadata"
-    assert not any("requirements" in c for c in commands), "dependencies come from pyproject.toml only"
+    pip = [c for c in commands if re.search(r"pip (install|wheel)\b", c)]
+    locked = [c for c in pip if "-r requirements.lock" in c]
+    assert len(locked) == 1 and "--require-hashes" in locked[0], locked
+    assert all("--no-deps" in c for c in pip if c not in locked), "only the lock may bring dependencies"
+    assert any(re.search(r"pip install --no-deps \S*mmm_backfill\S*\.whl$", c) for c in commands)
+    assert any(c.endswith("pip check") for c in commands), "the lock must satisfy the project's metadata"
     assert "/opt/venv" in " ".join(steps(FINAL, "COPY"))
+
+
+def test_final_environment_runs_in_utc():
+    assert re.search(r"\bTZ=UTC\b", " ".join(steps(FINAL, "ENV")))
 
 
 def test_dockerignore_keeps_out_the_virtualenv_and_git_but_not_what_is_copied():

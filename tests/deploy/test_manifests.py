@@ -16,6 +16,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
+from deploy_roles import COMPONENT_ROLES, ROLE_ACCOUNTS
 
 from mmm_backfill.config import Settings
 
@@ -279,8 +280,9 @@ def test_topic_and_subscription_names_match_the_settings_defaults(docs):
 
 def test_project_is_the_same_everywhere_in_an_overlay(docs):
     project = named(docs, "ConfigMap", CONFIG)["data"]["MMM_BACKFILL_PROJECT"]
-    gsa = named(docs, "ServiceAccount", "mmm-backfill")["metadata"]["annotations"]["iam.gke.io/gcp-service-account"]
-    assert gsa.endswith(f"@{project}.iam.gserviceaccount.com")
+    for account in ROLE_ACCOUNTS.values():
+        gsa = named(docs, "ServiceAccount", account)["metadata"]["annotations"]["iam.gke.io/gcp-service-account"]
+        assert gsa.endswith(f"@{project}.iam.gserviceaccount.com")
     for trigger in named(docs, "ScaledObject", WORKER)["spec"]["triggers"]:
         name = trigger["metadata"].get("subscriptionName", "")
         assert not name.startswith("projects/") or name.split("/")[1] == project
@@ -320,7 +322,6 @@ def test_every_pod_runs_hardened_as_the_image_user_with_a_writable_tmp(docs):
         if spec is None:
             continue
         where = f"{doc['kind']}/{doc['metadata']['name']}"
-        assert spec["serviceAccountName"] == "mmm-backfill", where
         assert spec["securityContext"]["runAsNonRoot"] is True, where
         assert spec["securityContext"]["runAsUser"] == RUN_AS, where
         tmp_volumes = {v["name"] for v in spec["volumes"] if "emptyDir" in v}
@@ -344,9 +345,21 @@ def test_disruption_budget_selects_the_worker_pods(docs):
     assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
 
 
-def test_service_account_uses_workload_identity(docs):
-    account = named(docs, "ServiceAccount", "mmm-backfill")
-    assert account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"].endswith(".iam.gserviceaccount.com")
+def test_each_role_has_its_own_service_account_acting_as_its_own_google_account(docs):
+    accounts = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ServiceAccount"}
+    assert set(accounts) == set(ROLE_ACCOUNTS.values())
+    for name, account in accounts.items():
+        gsa = account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"]
+        assert gsa.split("@")[0] == name and gsa.endswith(".iam.gserviceaccount.com"), gsa
+
+
+def test_every_pod_runs_as_the_service_account_of_its_role(docs):
+    for doc in docs:
+        spec = pod_spec(doc)
+        if spec is None:
+            continue
+        component = doc["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
+        assert spec["serviceAccountName"] == ROLE_ACCOUNTS[COMPONENT_ROLES[component]], doc["metadata"]["name"]
 
 
 def test_the_example_overlay_sets_its_image_and_revision():

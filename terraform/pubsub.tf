@@ -1,0 +1,87 @@
+# The topics and subscriptions `mmm-backfill setup` creates (mmm_backfill/topology.py), with the same
+# names and delivery settings as mmm_backfill/config.py Settings: tests/deploy/test_terraform.py
+# holds these locals equal to what setup asks for. Apply this or run setup, not both on one project.
+
+locals {
+  topics = {
+    requests    = "summary-requests"
+    dead_letter = "summary-requests-dead"
+    events      = "summary-events"
+  }
+
+  # Every subscription is redelivered with backoff 10-600 s after a nack; only the workers' one
+  # dead-letters (after 5 deliveries) and holds a run for 600 s before the lease must be renewed.
+  subscriptions = {
+    workers = {
+      name                  = "summary-requests-workers"
+      topic                 = "requests"
+      ack_deadline_seconds  = 600
+      max_delivery_attempts = 5
+    }
+    dead_letter_replay = {
+      name                  = "summary-requests-dead-replay"
+      topic                 = "dead_letter"
+      ack_deadline_seconds  = 60
+      max_delivery_attempts = null
+    }
+    aggregator = {
+      name                  = "summary-events-aggregator"
+      topic                 = "events"
+      ack_deadline_seconds  = 60
+      max_delivery_attempts = null
+    }
+  }
+  retry_minimum_backoff = "10s"
+  retry_maximum_backoff = "600s"
+}
+
+resource "google_pubsub_topic" "this" {
+  # checkov:skip=CKV_GCP_83: messages hold run paths and outcomes only (no data of the runs); Google-managed encryption suffices.
+  for_each = local.topics
+  name     = each.value
+}
+
+resource "google_pubsub_subscription" "this" {
+  for_each             = local.subscriptions
+  name                 = each.value.name
+  topic                = google_pubsub_topic.this[each.value.topic].id
+  ack_deadline_seconds = each.value.ack_deadline_seconds
+
+  retry_policy {
+    minimum_backoff = local.retry_minimum_backoff
+    maximum_backoff = local.retry_maximum_backoff
+  }
+
+  dynamic "dead_letter_policy" {
+    for_each = each.value.max_delivery_attempts == null ? [] : [each.value.max_delivery_attempts]
+    content {
+      dead_letter_topic     = google_pubsub_topic.this["dead_letter"].id
+      max_delivery_attempts = dead_letter_policy.value
+    }
+  }
+
+  # A backfill may sit idle for weeks between revisions; the subscriptions must not expire.
+  expiration_policy {
+    ttl = ""
+  }
+}
+
+# Pub/Sub itself moves a request that failed max_delivery_attempts deliveries to the dead-letter
+# topic: its service agent publishes there and acknowledges on the workers' subscription.
+resource "google_pubsub_topic_iam_member" "dead_letter_agent" {
+  topic  = google_pubsub_topic.this["dead_letter"].name
+  role   = "roles/pubsub.publisher"
+  member = local.pubsub_agent
+}
+
+resource "google_pubsub_subscription_iam_member" "dead_letter_agent" {
+  subscription = google_pubsub_subscription.this["workers"].name
+  role         = "roles/pubsub.subscriber"
+  member       = local.pubsub_agent
+}
+
+data "google_project" "this" {}
+
+locals {
+  pubsub_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
