@@ -11,10 +11,17 @@ ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 # --- builder: a wheel of the project and a virtualenv with it and its dependencies -------------
 FROM ${PYTHON_IMAGE} AS builder
 
-# rpy2's ABI mode needs neither R nor a compiler at build time; R is found at run time.
+# rpy2's ABI mode needs neither R nor a compiler at build time; R is found at run time. The
+# project's one C extension (the RDS stream check, worker/_rdscheck.c) needs gcc and Python's
+# headers here only: the public python image ships the headers, Debian's python3 needs python3-dev.
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     RPY2_CFFI_MODE=ABI
+RUN headers=$(python3 -c 'import os, sysconfig; print(os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))') \
+    && apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc libc6-dev \
+       $([ "$headers" = True ] || echo python3-dev) \
+    && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
 # The locked dependencies first (their own layer, rebuilt only when the lock changes), then the
@@ -23,7 +30,7 @@ COPY requirements.lock ./
 RUN python3 -m venv /opt/venv \
     && /opt/venv/bin/pip install --require-hashes --no-deps -r requirements.lock
 
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY mmm_backfill/ mmm_backfill/
 COPY producer/ producer/
 COPY worker/ worker/
