@@ -23,7 +23,7 @@ from bench import report
 from bench.data import default_cache_dir, lay_out_runs, template_runs, template_summary
 from bench.env import ensure_r_packages, machine, make_workdir, rscript, start_gcs, start_pubsub
 
-SECTIONS = ("baseline", "floor", "pool", "producer", "aggregator", "refresh")
+SECTIONS = ("baseline", "floor", "pool", "producer", "aggregator", "refresh", "check")
 QUICK = {
     "repeats": 1,
     "runs": 4,
@@ -138,6 +138,10 @@ class Bench:
                 r["aggregator"] = self.step("aggregator", aggregator.measure, workdir, a.events, summary)
             if "refresh" in a.sections:
                 r["refresh"] = self.step("refresh", self.refresh, workdir, templates)
+            if "check" in a.sections:
+                from bench import check
+
+                r["check"] = self.step("check", check.measure, templates)
         finally:
             pubsub.stop()
             if not a.work_dir:

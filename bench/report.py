@@ -15,6 +15,8 @@ FLOOR_RATIO = 1.25
 SCALING_EFFICIENCY = 0.8
 PRODUCER_RATIO = 1.2
 AGGREGATOR_REBUILDS = 5
+#: The stream check of RDS files may cost at most this share of reading a run (issue: under 10 %).
+CHECK_RATIO = 0.10
 
 
 def _get(d: Any, *keys: Any) -> Any:
@@ -123,6 +125,17 @@ def targets(r: dict) -> list[dict]:
                 "listing calls only: 0 per-run calls, 0 extra pages",
                 scan["per_run_calls"] == 0 and scan["extra_list_pages"] == 0,
                 "the time ratio is reported, not targeted: the plain dry run's own target is above",
+            )
+        )
+    check = r.get("check")
+    if check:
+        out.append(
+            _target(
+                "stream check vs reading the run",
+                f"{check['ratio'] * 100:.1f} % (at most {check['max_ratio'] * 100:.1f} % for one run)",
+                f"<= {CHECK_RATIO * 100:.0f} %",
+                check["max_ratio"] <= CHECK_RATIO,
+                "check of the decompressed streams / the worker's whole read of the same files",
             )
         )
     agg = r.get("aggregator")
@@ -263,6 +276,10 @@ def rows(r: dict) -> list[tuple[str, str, Any]]:
             ("aggregator", "storage calls", a["storage_calls"]),
             ("aggregator", "runs in country file", a["country_file_runs"]),
         ]
+    for run in (r.get("check") or {}).get("runs", []):
+        check, read = run["check_seconds"] * 1000, run["read_seconds"] * 1000
+        value = f"{check:.1f} ms of {read:.0f} ms ({run['ratio'] * 100:.1f} %)"
+        out.append(("stream check", f"{run['run']} ({run['stream_mb']} MB)", value))
     return out
 
 
