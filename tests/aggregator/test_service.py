@@ -123,7 +123,7 @@ def test_an_event_of_another_bucket_is_dropped(kit, settings, bus):
 
 
 def test_stop_finishes_the_rebuild_in_hand_before_exiting(kit, caplog):
-    caplog.set_level(logging.DEBUG, logger="aggregator.service")
+    caplog.set_level(logging.DEBUG, logger="aggregator")
     aggregator = kit.start(coalesce_seconds=60.0)  # without the stop, nothing would be due for a minute
     kit.put_summary(RunPath("r1", "de", "t1"))
     kit.publish([RunPath("r1", "de", "t1")])
