@@ -40,6 +40,7 @@ class Settings:
     ack_deadline_seconds: initial lease of a request; the client extends it while a run is in work.
     retry_min_backoff_seconds / retry_max_backoff_seconds: Pub/Sub's redelivery backoff after a nack.
     max_rds_bytes / max_rds_serialized_bytes: cost bounds for one RDS file (bytes on disk, decompressed).
+    max_replays: replays of one run after which ``replay`` leaves it in the dead letters as exhausted.
     coalesce_seconds: how long the aggregator gathers events for a country before rebuilding it.
     metrics_port: port of ``/healthz``, ``/readyz`` and ``/metrics`` (0 disables the server).
     log_format: ``json`` (one object per line, for Cloud Logging) or ``text``; ``auto`` picks text on a TTY.
@@ -59,6 +60,7 @@ class Settings:
     retry_max_backoff_seconds: int = 600
     max_rds_bytes: int = RdsLimits.max_file_bytes
     max_rds_serialized_bytes: int = RdsLimits.max_serialized_bytes
+    max_replays: int = 3
     coalesce_seconds: float = 2.0
     metrics_port: int = 0
     log_format: str = "auto"
