@@ -182,6 +182,8 @@ class _Session:
             self.replayed.add(received.message_id)
             self.report.letters.append(dataclasses.replace(letter, action="replayed"))
         self._ack(confirmed)
+        if confirmed:
+            log.info("dead letters replayed", extra={"replayed": len(confirmed), "so_far": len(self.replayed)})
 
     def _keep(self, received: Received, letter: DeadLetter) -> None:
         self.held[received.message_id] = received

@@ -1,7 +1,13 @@
-"""Helpers of the producer tests: placeholder objects in the bucket, draining a subscription."""
+"""Helpers of the producer tests: placeholder objects, dead letters, draining a subscription, interrupted commands."""
 
 from __future__ import annotations
 
+import dataclasses
+import queue
+import signal
+import subprocess
+import sys
+import threading
 import time
 
 import pytest
@@ -33,3 +39,78 @@ def drain(bus):
         return got
 
     return pull_all
+
+
+@pytest.fixture
+def dead_letters(bus, settings):
+    """Publish dead letters as a worker does (reason ``rds_corrupt``); returns their run paths, sorted."""
+    from mmm_backfill.messages import SummaryRequest
+    from mmm_backfill.runpath import RunPath
+
+    def publish(paths: list[str], replay_count: int = 0) -> list[str]:
+        messages = []
+        for path in paths:
+            made = SummaryRequest.for_run(settings.bucket, RunPath.parse(path), "bf1")
+            request = SummaryRequest(**{**vars(made), "replay_count": replay_count})
+            attributes = request.attributes() | {"error_class": "RdsCorrupt", "error_reason": "rds_corrupt"}
+            messages.append((request.encode(), attributes | {"error_message": "bad stream", "worker": "host-1"}))
+        bus.publish_many(settings.dead_letter_topic, messages)
+        return sorted(paths)
+
+    return publish
+
+
+@pytest.fixture
+def cli_env(emulator_env, settings) -> dict[str, str]:
+    """Environment of a CLI subprocess on the test's project and bucket, JSON logs on stderr."""
+    return {
+        **emulator_env,
+        "MMM_BACKFILL_PROJECT": settings.project,
+        "MMM_BACKFILL_BUCKET": settings.bucket,
+        "MMM_BACKFILL_LOG_FORMAT": "json",
+    }
+
+
+@dataclasses.dataclass
+class Interrupted:
+    """A CLI command stopped by a signal: its exit code, output, and seconds from the signal to its exit."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+@pytest.fixture
+def interrupt(cli_env):
+    """Run ``mmm-backfill ARGS``, send ``signum`` once a stderr line contains ``marker``, wait for the exit."""
+
+    def run(args: list[str], marker: str, signum: int = signal.SIGTERM, wait: float = 180.0) -> Interrupted:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mmm_backfill", *args],
+            env=cli_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr] + [lines.put(None)], daemon=True).start()
+        seen, deadline = [], time.monotonic() + wait
+        try:
+            while not seen or marker not in seen[-1]:
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+                assert line is not None, f"exited before {marker!r}: {''.join(seen)[-2000:]}"
+                seen.append(line)
+            proc.send_signal(signum)
+            signalled = time.monotonic()
+            stdout = proc.stdout.read()
+            proc.wait(timeout=60)
+            seconds = time.monotonic() - signalled
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        while (line := lines.get(timeout=10)) is not None:
+            seen.append(line)
+        return Interrupted(proc.returncode, stdout, "".join(seen), seconds)
+
+    return run
