@@ -184,6 +184,7 @@ def _publish(
             raise PublishFailed(f"not every request was confirmed ({exc}); enqueue again, it is safe") from exc
         report.enqueued += len(ids)
         metrics.ENQUEUED.inc(len(ids))
+        log.info("requests confirmed", extra={"confirmed": report.enqueued, "requests": len(runs)})
     report.publish_seconds = time.monotonic() - started
     seconds = report.publish_seconds
     report.publish_per_second = report.enqueued / seconds if seconds > 0 else None

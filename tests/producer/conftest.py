@@ -83,12 +83,14 @@ class Interrupted:
 
 @pytest.fixture
 def interrupt(cli_env):
-    """Run ``mmm-backfill ARGS``, send ``signum`` once a stderr line contains ``marker``, wait for the exit."""
+    """Run ``mmm-backfill ARGS`` (``env`` added), send ``signum`` once a stderr line holds ``marker``, wait."""
 
-    def run(args: list[str], marker: str, signum: int = signal.SIGTERM, wait: float = 180.0) -> Interrupted:
+    def run(
+        args: list[str], marker: str, signum: int = signal.SIGTERM, wait: float = 180.0, env: dict | None = None
+    ) -> Interrupted:
         proc = subprocess.Popen(
             [sys.executable, "-m", "mmm_backfill", *args],
-            env=cli_env,
+            env={**cli_env, **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -114,3 +116,28 @@ def interrupt(cli_env):
         return Interrupted(proc.returncode, stdout, "".join(seen), seconds)
 
     return run
+
+
+#: Runs in the preloaded bucket of the interrupted-enqueue test.
+BIG_BUCKET_RUNS = 10_000
+
+
+@pytest.fixture(scope="module")
+def big_bucket(tmp_path_factory):
+    """A second fake-gcs-server preloaded (``-data``) with 10,000 runs: uploads would take minutes.
+
+    Yields the server's URL, the bucket name and the number of runs (placeholder ``OutputCollect.RDS``).
+    """
+    from bench.env import start_gcs
+
+    root = tmp_path_factory.mktemp("big-bucket")
+    name = "preloaded-runs"
+    for i in range(BIG_BUCKET_RUNS):
+        folder = root / "data" / name / "robyn" / "r1" / ("de", "fr", "us", "it")[i % 4] / f"1101_{i:06d}"
+        folder.mkdir(parents=True)
+        (folder / "OutputCollect.RDS").write_bytes(b"x")
+    server = start_gcs(root, "gcs", root / "data")
+    try:
+        yield server.url, name, BIG_BUCKET_RUNS
+    finally:
+        server.stop()
