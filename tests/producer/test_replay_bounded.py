@@ -94,16 +94,17 @@ def test_max_replays_comes_from_the_environment(settings, topology, dead_letters
     drain(settings.dead_letter_subscription, expect=1)
 
 
-def test_sigterm_stops_a_replay_after_the_batch_in_hand_and_loses_or_doubles_nothing(
-    settings, topology, dead_letters, interrupt, drain
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_a_replay_after_the_batch_in_hand_and_loses_or_doubles_nothing(
+    settings, topology, dead_letters, interrupt, drain, signum
 ):
     paths = dead_letters([f"robyn/r1/de/t{i:04d}" for i in range(3000)])
-    stopped = interrupt(["replay", "--json"], marker="dead letters replayed")
-    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-2000:]
+    stopped = interrupt(["replay", "--json"], marker="dead letters replayed", signum=signum)
+    assert stopped.returncode == 128 + signum, stopped.stderr[-2000:]
     assert stopped.seconds < 5
     report = json.loads(stopped.stdout)
-    assert report["interrupted_by"] == "SIGTERM" and 0 < report["replayed"] < len(paths)
-    assert "interrupted by SIGTERM" in stopped.stderr
+    assert report["interrupted_by"] == signal.Signals(signum).name and 0 < report["replayed"] < len(paths)
+    assert f"interrupted by {signal.Signals(signum).name}" in stopped.stderr
     republished = run_paths(drain(settings.request_subscription, expect=report["replayed"]))
     assert len(republished) == report["replayed"] == len(set(republished))
     left = run_paths(drain(settings.dead_letter_subscription, expect=len(paths) - report["replayed"]))
