@@ -1,6 +1,6 @@
 """The aggregator's restart: how long 1,000 completion events that waited while it was down take to drain.
 
-An aggregator runs (one event applied, so its stream is open), stops, the events are published,
+An aggregator runs (one event applied, so it is consuming), stops, the events are published,
 and a new aggregator starts; the clock runs from that start until every event is applied and the
 country file lists every run. Production settings (coalescing window, retry policy). Run with
 ``python -m bench.drain [--events N] [--json]``.
