@@ -65,12 +65,13 @@ class Leases:
 
     def _settle(self, messages: list[Received], send: Callable[[list[str]], None]) -> None:
         ids = [m.ack_id for m in messages]
+        with self._lock:
+            self._held.difference_update(ids)
         try:
             for chunk in chunks(ids):
                 send(chunk)
-        finally:  # a failed ack or nack only means a redelivery, and a redelivered event is harmless
-            with self._lock:
-                self._held.difference_update(ids)
+        except Exception as exc:  # noqa: BLE001 - only means a redelivery, and a redelivered event is harmless
+            log.warning("could not settle %d events (they come back): %s", len(ids), exc)
 
     def _renew(self) -> None:
         while not self._done.wait(LEASE_SECONDS / 3):

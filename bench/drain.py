@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import os
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -122,5 +121,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    threading.current_thread().name = "bench-drain"
     main()
