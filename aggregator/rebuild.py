@@ -211,4 +211,5 @@ def aggregate(
         if stop is not None and stop.requested:
             return AggregateReport(results, stop.name)
         results.append(rebuild_country(storage, name, cache))
+        log.info("country file rebuilt", extra={"country": name, "done": len(results), "countries": len(countries)})
     return AggregateReport(results)
