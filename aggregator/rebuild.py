@@ -23,6 +23,7 @@ from mmm_backfill import metrics
 from mmm_backfill.config import Settings
 from mmm_backfill.errors import InvalidRunPath, TransientError
 from mmm_backfill.runpath import RUNS_ROOT, check_segment, country_summary_name
+from mmm_backfill.stopping import StopRequest
 from mmm_backfill.storage import PreconditionFailed, Storage
 
 log = logging.getLogger(__name__)
@@ -155,9 +156,11 @@ class AggregateReport:
     """The one-shot ``aggregate`` command's results, one per country."""
 
     results: list[RebuildResult]
+    interrupted_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "interrupted_by": self.interrupted_by,
             "countries": [
                 {
                     "country": r.country,
@@ -169,7 +172,7 @@ class AggregateReport:
                     "skipped": [vars(s) for s in r.skipped],
                 }
                 for r in self.results
-            ]
+            ],
         }
 
     def tables(self) -> list[tuple[str, list[str], list[list[Any]]]]:
@@ -185,15 +188,28 @@ class AggregateReport:
             ]
             for r in self.results
         ]
-        tables = [("aggregate", columns, rows)]
+        title = "aggregate" + (f" (interrupted by {self.interrupted_by})" if self.interrupted_by else "")
+        tables = [(title, columns, rows)]
         skipped = [[r.country, s.name, s.reason] for r in self.results for s in r.skipped]
         if skipped:
             tables.append(("run summaries left out", ["country", "object", "reason"], skipped))
         return tables
 
 
-def aggregate(settings: Settings, storage: Storage, country: str | None = None) -> AggregateReport:
-    """Rebuild every country found under ``robyn/*/`` (or only ``country``) once."""
+def aggregate(
+    settings: Settings, storage: Storage, country: str | None = None, stop: StopRequest | None = None
+) -> AggregateReport:
+    """Rebuild every country found under ``robyn/*/`` (or only ``country``) once.
+
+    A ``stop`` request lets the country in hand finish (its write is one compare-and-swap) and
+    skips the others; the report lists the countries done.
+    """
     cache = SummaryCache(storage)
     countries = [check_segment(country, "country")] if country else list_countries(storage)
-    return AggregateReport([rebuild_country(storage, c, cache) for c in countries])
+    results = []
+    for name in countries:
+        if stop is not None and stop.requested:
+            return AggregateReport(results, stop.name)
+        results.append(rebuild_country(storage, name, cache))
+        log.info("country file rebuilt", extra={"country": name, "done": len(results), "countries": len(countries)})
+    return AggregateReport(results)

@@ -1,13 +1,12 @@
 """The aggregator role: completion events in, coalesced country rebuilds, acks only after the write.
 
-Callbacks of the streaming pull only decode and queue; one background thread rebuilds. An event is
-acked once its country's file is written (or found already up to date), nacked when the rebuild
-fails, so an event is never acked for a run missing from the file.
+The main thread pulls and queues (``aggregator/intake.py``); one background thread rebuilds. An
+event is acked once its country's file is written (or found already up to date), nacked when the
+rebuild fails, so an event is never acked for a run missing from the file.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import signal
 import threading
@@ -17,12 +16,11 @@ from typing import Any
 
 from aggregator.cache import SummaryCache
 from aggregator.coalesce import Batch, Coalescer
+from aggregator.intake import PULL_BATCH, PULL_WAIT_SECONDS, Leases, take_in
 from aggregator.rebuild import rebuild_country
 from mmm_backfill import metrics
-from mmm_backfill.bus import Bus
+from mmm_backfill.bus import Bus, Received
 from mmm_backfill.config import Settings
-from mmm_backfill.errors import InvalidMessage
-from mmm_backfill.messages import CompletionEvent
 from mmm_backfill.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -30,17 +28,15 @@ log = logging.getLogger(__name__)
 #: Events held at once (flow control). Held events wait for their country's rebuild, so this
 #: bounds memory and lets a burst of hundreds collapse into a few rebuilds.
 MAX_OUTSTANDING_EVENTS = 1000
-#: Seconds a stopping aggregator gives the rebuilds in hand, then the stream's shutdown.
+#: Seconds a stopping aggregator gives the rebuilds in hand.
 STOP_GRACE_SECONDS = 300
-#: How often the main loop looks at the stop flag and the stream, in seconds.
+#: How often a full aggregator looks again whether it may pull, in seconds.
 POLL_SECONDS = 0.5
-#: A stream that ends on its own is opened again after this pause (seconds), doubling up to the
-#: maximum; the aggregator gives up (exit 1) after RESUBSCRIBE_SECONDS without a stream that lasted
-#: STREAM_HEALTHY_SECONDS.
-RESUBSCRIBE_PAUSE = 1.0
-RESUBSCRIBE_MAX_PAUSE = 30.0
-RESUBSCRIBE_SECONDS = 600.0
-STREAM_HEALTHY_SECONDS = 30.0
+#: After a failed pull the aggregator pulls again after this pause (seconds), doubling up to the
+#: maximum; it gives up (exit 1) after PULL_FAILING_SECONDS of failed pulls.
+PULL_ERROR_PAUSE = 1.0
+PULL_ERROR_MAX_PAUSE = 30.0
+PULL_FAILING_SECONDS = 600.0
 
 
 class EventQueue:
@@ -78,7 +74,7 @@ class EventQueue:
             self._changed.notify_all()
 
 
-def settle(batch: Batch[Any], storage: Storage, cache: SummaryCache) -> bool:
+def settle(batch: Batch[Received], storage: Storage, cache: SummaryCache, leases: Leases) -> bool:
     """Rebuild the batch's country, then ack its events; nack them when the rebuild fails."""
     try:
         result = rebuild_country(storage, batch.country, cache)
@@ -86,11 +82,9 @@ def settle(batch: Batch[Any], storage: Storage, cache: SummaryCache) -> bool:
         log.exception("rebuild failed; events returned", extra={"country": batch.country, "events": len(batch.items)})
         metrics.REBUILDS.labels(result="failed").inc()
         metrics.EVENTS.labels(result="retried").inc(len(batch.items))
-        for message in batch.items:
-            message.nack()
+        leases.nack(batch.items)
         return False
-    for message in batch.items:
-        message.ack()
+    leases.ack(batch.items)
     metrics.EVENTS.labels(result="applied").inc(len(batch.items))
     log.info(
         "country file %s",
@@ -105,47 +99,18 @@ def settle(batch: Batch[Any], storage: Storage, cache: SummaryCache) -> bool:
     return True
 
 
-def rebuild_loop(queue: EventQueue, storage: Storage, cache: SummaryCache) -> None:
+def rebuild_loop(queue: EventQueue, storage: Storage, cache: SummaryCache, leases: Leases) -> None:
     """The single rebuild thread: settle batches until the queue is closed and drained."""
     while (batch := queue.take()) is not None:
-        settle(batch, storage, cache)
-
-
-def make_callback(settings: Settings, queue: EventQueue) -> Callable[[Any], None]:
-    """The streaming pull's callback: decode, drop what can never be valid, queue the rest."""
-
-    def on_message(message: Any) -> None:
-        try:
-            event = CompletionEvent.decode(message.data)
-        except InvalidMessage as exc:
-            _drop(message, "malformed", str(exc), {"message_id": message.message_id})
-            return
-        extra = {"country": event.country, "run_path": event.run_path}
-        if event.bucket != settings.bucket:
-            _drop(message, "other_bucket", f"event for bucket {event.bucket!r}", extra)
-        elif queue.offer(event.country, message):
-            log.debug("event queued", extra=extra)
-        else:
-            metrics.EVENTS.labels(result="returned").inc()
-            message.nack()  # stopping: another aggregator (or the next start) takes it
-
-    return on_message
-
-
-def _drop(message: Any, result: str, reason: str, extra: dict[str, Any]) -> None:
-    """Ack an event that cannot become valid by redelivery, and say why."""
-    log.warning("event dropped: %s", reason, extra={**extra, "result": result})
-    metrics.EVENTS.labels(result=result).inc()
-    message.ack()
+        settle(batch, storage, cache, leases)
 
 
 def run_aggregator(settings: Settings, stop_event: threading.Event | None = None) -> int:
     """Consume completion events until SIGTERM/SIGINT or ``stop_event``; return the exit code.
 
-    On stop: new events are returned, the events in hand are rebuilt and acked, then the
-    stream closes. A stream that ends on its own (the subscription vanished, Pub/Sub restarted) is
-    opened again with backoff. Exit 0 after a clean stop, 1 when that keeps failing for
-    RESUBSCRIBE_SECONDS or the rebuild thread died.
+    On stop: the pull in hand returns, the events held are rebuilt and acked. Failing pulls (the
+    subscription vanished, Pub/Sub restarted) are retried with backoff. Exit 0 after a clean stop,
+    1 when pulls keep failing for PULL_FAILING_SECONDS or the rebuild thread died.
     """
     stop = stop_event or threading.Event()
     restore = _install_signal_handlers(stop)
@@ -160,67 +125,66 @@ def run_aggregator(settings: Settings, stop_event: threading.Event | None = None
 def _serve(settings: Settings, bus: Bus, stop: threading.Event) -> int:
     storage = Storage(settings.project, settings.bucket)
     queue = EventQueue(settings.coalesce_seconds)
+    leases = Leases(bus, settings.event_subscription)
     rebuilder = threading.Thread(
-        target=rebuild_loop, args=(queue, storage, SummaryCache(storage)), name="rebuild", daemon=True
+        target=rebuild_loop, args=(queue, storage, SummaryCache(storage), leases), name="rebuild", daemon=True
     )
     rebuilder.start()
-    callback = make_callback(settings, queue)
-    stream = _Stream(lambda: bus.subscribe(settings.event_subscription, callback, max_messages=MAX_OUTSTANDING_EVENTS))
-    health = _serve_health(settings, lambda: rebuilder.is_alive() and stream.healthy() and not stop.is_set())
+    puller = _Puller(settings, bus, queue, leases)
+    health = _serve_health(settings, lambda: rebuilder.is_alive() and puller.healthy and not stop.is_set())
     log.info("aggregator consuming", extra={"subscription": settings.event_subscription})
-    code = _wait(stream, rebuilder, stop)
-    log.info("stopping: returning new events, finishing the rebuilds in hand")
+    code = puller.run(rebuilder, stop)
+    log.info("stopping: finishing the rebuilds in hand")
     queue.close()
     rebuilder.join(STOP_GRACE_SECONDS)
-    _close_stream(stream.current)
+    leases.stop()
     if health is not None and hasattr(health, "shutdown"):
         health.shutdown()
     return code
 
 
-class _Stream:
-    """The current streaming pull, opened again when it ends on its own (e.g. Pub/Sub restarted)."""
+class _Puller:
+    """Pulls events while fewer than MAX_OUTSTANDING_EVENTS are held; backs off while pulls fail."""
 
-    def __init__(self, open_stream: Callable[[], Any]) -> None:
-        self.open, self.current = open_stream, open_stream()
+    def __init__(self, settings: Settings, bus: Bus, queue: EventQueue, leases: Leases) -> None:
+        self.settings, self.bus, self.queue, self.leases = settings, bus, queue, leases
+        self.failing_since: float | None = None
+        self.pause = PULL_ERROR_PAUSE
 
+    @property
     def healthy(self) -> bool:
-        return not self.current.done()
+        return self.failing_since is None
 
+    def run(self, rebuilder: threading.Thread, stop: threading.Event) -> int:
+        """Until ``stop``: pull and queue; 1 if pulls keep failing or the rebuild thread ended."""
+        while not stop.is_set():
+            if not rebuilder.is_alive():
+                log.error("rebuild thread ended")
+                return 1
+            room = MAX_OUTSTANDING_EVENTS - len(self.leases)
+            if room <= 0:
+                stop.wait(POLL_SECONDS)
+                continue
+            try:
+                received = self.bus.pull(self.settings.event_subscription, min(PULL_BATCH, room), PULL_WAIT_SECONDS)
+            except Exception as exc:  # noqa: BLE001 - retried with backoff, bounded below
+                if self._failed(exc, stop):
+                    return 1
+                continue
+            self.failing_since, self.pause = None, PULL_ERROR_PAUSE
+            take_in(received, self.settings.bucket, self.leases, self.queue.offer)
+        return 0
 
-def _wait(stream: _Stream, rebuilder: threading.Thread, stop: threading.Event) -> int:
-    """Until ``stop``: reopen a stream that ended (backoff, bounded); 1 if that keeps failing."""
-    broken_since: float | None = None
-    pause = RESUBSCRIBE_PAUSE
-    while not stop.wait(POLL_SECONDS):
-        if not rebuilder.is_alive():
-            log.error("rebuild thread ended")
-            return 1
-        if stream.healthy():
-            if broken_since is not None and time.monotonic() - broken_since > STREAM_HEALTHY_SECONDS:
-                broken_since, pause = None, RESUBSCRIBE_PAUSE
-            continue
-        broken_since = broken_since or time.monotonic()
-        if time.monotonic() - broken_since >= RESUBSCRIBE_SECONDS:
-            log.error("streaming pull keeps ending (%s): giving up", stream.current.exception())
-            return 1
-        log.warning("streaming pull ended: %s; subscribing again in %.0fs", stream.current.exception(), pause)
-        if stop.wait(pause):
-            break
-        stream.current = stream.open()
-        pause = min(pause * 2, RESUBSCRIBE_MAX_PAUSE)
-    return 0
-
-
-def _close_stream(stream: Any) -> None:
-    """Stop pulling; held-back messages are nacked by the client, acks already made are flushed."""
-    stream.cancel()
-    try:
-        stream.result(timeout=STOP_GRACE_SECONDS)
-    except (concurrent.futures.CancelledError, concurrent.futures.TimeoutError):
-        pass
-    except Exception as exc:  # noqa: BLE001 - shutting down anyway
-        log.warning("streaming pull closed with %s", exc)
+    def _failed(self, exc: Exception, stop: threading.Event) -> bool:
+        """Log, wait a growing pause; True once pulls have failed for PULL_FAILING_SECONDS."""
+        self.failing_since = self.failing_since or time.monotonic()
+        if time.monotonic() - self.failing_since >= PULL_FAILING_SECONDS:
+            log.error("pulls keep failing (%s): giving up", exc)
+            return True
+        log.warning("pull failed: %s; pulling again in %.0fs", exc, self.pause)
+        stop.wait(self.pause)
+        self.pause = min(self.pause * 2, PULL_ERROR_MAX_PAUSE)
+        return False
 
 
 def _install_signal_handlers(stop: threading.Event) -> Callable[[], None]:

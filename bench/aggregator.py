@@ -76,7 +76,7 @@ def measure(workdir: Path, events: int, template: dict) -> dict:
                 target=service.run_aggregator, args=(settings, stop), name="bench-aggregator", daemon=True
             )
             thread.start()
-            time.sleep(1.0)  # the streaming pull opens
+            time.sleep(1.0)  # the aggregator starts pulling
             messages = []
             for path in paths:
                 run = RunPath.parse(path)

@@ -36,6 +36,7 @@ class Received:
     data: bytes
     attributes: dict[str, str] = field(default_factory=dict)
     delivery_attempt: int = 0
+    publish_time: float = 0.0  # POSIX seconds, the server's clock
 
 
 class Bus:
@@ -96,30 +97,14 @@ class Bus:
 
     # -- consuming ------------------------------------------------------------------------------
 
-    def subscribe(
-        self,
-        subscription: str,
-        callback: Callable[[pubsub_v1.subscriber.message.Message], None],
-        max_messages: int,
-        max_lease_seconds: int = 3600,
-    ) -> pubsub_v1.subscriber.futures.StreamingPullFuture:
-        """Streaming pull with flow control: at most ``max_messages`` outstanding at once.
-
-        The client extends leases of outstanding messages automatically, up to
-        ``max_lease_seconds``. On cancel, messages held but not started are nacked and running
-        callbacks are awaited, so a graceful stop finishes the work in hand.
-        """
-        flow = pubsub_v1.types.FlowControl(max_messages=max_messages, max_lease_duration=max_lease_seconds)
-        return self.subscriber.subscribe(
-            self.subscription_path(subscription),
-            callback=callback,
-            flow_control=flow,
-            await_callbacks_on_shutdown=True,
-        )
-
     @transient_retry
     def pull(self, subscription: str, max_messages: int, timeout: float = 10.0) -> list[Received]:
-        """Synchronously pull up to ``max_messages`` (fewer, or none, when the backlog is short)."""
+        """Synchronously pull up to ``max_messages`` (fewer, or none, when the backlog is short).
+
+        ``timeout`` is the deadline sent to the server, which answers an empty pull before it. A
+        pull the client abandons (interrupted, or a deadline shorter than the server's wait) keeps
+        whatever the server hands it leased until the ack deadline, so callers never cut one short.
+        """
         try:
             response = self.subscriber.pull(
                 request={"subscription": self.subscription_path(subscription), "max_messages": max_messages},
@@ -135,6 +120,7 @@ class Bus:
                 data=bytes(m.message.data),
                 attributes=dict(m.message.attributes),
                 delivery_attempt=m.delivery_attempt,
+                publish_time=m.message.publish_time.timestamp(),
             )
             for m in response.received_messages
         ]
@@ -183,17 +169,22 @@ class Bus:
         max_delivery_attempts: int = 5,
         min_backoff_seconds: int = 10,
         max_backoff_seconds: int = 600,
+        retry_backoff: bool = True,
     ) -> bool:
-        """Create ``subscription`` on ``topic`` if missing (with dead-letter and retry policies)."""
+        """Create ``subscription`` on ``topic`` if missing (with dead-letter and retry policies).
+
+        Without ``retry_backoff`` a nacked message is redelivered at once (Pub/Sub's default).
+        """
         request: dict = {
             "name": self.subscription_path(subscription),
             "topic": self.topic_path(topic),
             "ack_deadline_seconds": ack_deadline_seconds,
-            "retry_policy": {
+        }
+        if retry_backoff:
+            request["retry_policy"] = {
                 "minimum_backoff": duration_pb2.Duration(seconds=min_backoff_seconds),
                 "maximum_backoff": duration_pb2.Duration(seconds=max_backoff_seconds),
-            },
-        }
+            }
         if dead_letter_topic:
             request["dead_letter_policy"] = {
                 "dead_letter_topic": self.topic_path(dead_letter_topic),
@@ -204,6 +195,19 @@ class Bus:
             return True
         except gexc.AlreadyExists:
             return False
+
+    @transient_retry
+    def drop_retry_policy(self, subscription: str) -> bool:
+        """Remove the subscription's retry policy (nacks redeliver at once); True when it had one."""
+        if "retry_policy" not in self.get_subscription(subscription):
+            return False
+        self.subscriber.update_subscription(
+            request={
+                "subscription": {"name": self.subscription_path(subscription)},
+                "update_mask": {"paths": ["retry_policy"]},
+            }
+        )
+        return True
 
     @transient_retry
     def get_subscription(self, subscription: str) -> pubsub_v1.types.Subscription:

@@ -76,6 +76,18 @@ def summarize(settings: Settings, run_dir, output_collect, input_collect, countr
         sys.exit(1)
 
 
+def _finish(report: Any, as_json: bool, stop: Any) -> None:
+    """Print the report; after SIGTERM/SIGINT say so on stderr and exit 128 + the signal."""
+    from mmm_backfill.render import render
+
+    render(report, as_json)
+    if stop.requested:
+        click.echo(
+            f"interrupted by {stop.name}: stopped after the batch in hand; the report above is what was done", err=True
+        )
+        sys.exit(stop.exit_code)
+
+
 def _settings(settings: Settings, **overrides: Any) -> Settings:
     """The group's settings with this command's flags applied and the project resolved."""
     try:
@@ -122,12 +134,13 @@ country_option = click.option("--country", help="Only this country.")
 @click.pass_obj
 def setup(settings: Settings, project, bucket, as_json) -> None:
     """Create topics, subscriptions (and the bucket on the emulator). Idempotent."""
-    from mmm_backfill.render import render
+    from mmm_backfill.stopping import StopRequest
     from mmm_backfill.topology import SetupReport, setup_topology
 
     settings = _settings(settings, project=project, bucket=bucket)
-    with _open_bus(settings) as bus:
-        render(SetupReport(setup_topology(settings, bus, _storage(settings))), as_json)
+    with StopRequest() as stop, _open_bus(settings) as bus:
+        done = setup_topology(settings, bus, _storage(settings), stop)
+    _finish(SetupReport(done, stop.name if stop.requested else None), as_json, stop)
 
 
 @cli.command()
@@ -140,16 +153,19 @@ def setup(settings: Settings, project, bucket, as_json) -> None:
 @click.option(
     "--refresh", is_flag=True, help="Also enqueue runs whose summary is legacy or outdated (replaced, old one kept)."
 )
+@click.option("--allow-empty", is_flag=True, help="Exit 0 when no run matches (by default that is an error).")
 @json_option
 @click.pass_obj
-def enqueue(settings: Settings, project, bucket, revision, country, dry_run, limit, refresh, as_json) -> None:
+def enqueue(
+    settings: Settings, project, bucket, revision, country, dry_run, limit, refresh, allow_empty, as_json
+) -> None:
     """Publish one summary request per run that lacks a model_summary.json (--refresh: or has a wrong one)."""
-    from mmm_backfill.render import render
+    from mmm_backfill.stopping import StopRequest
     from producer.enqueue import enqueue as run_enqueue
 
     settings = _settings(settings, project=project, bucket=bucket)
     try:
-        with _open_bus(settings, needed=not dry_run) as bus:
+        with StopRequest() as stop, _open_bus(settings, needed=not dry_run) as bus:
             report = run_enqueue(
                 settings,
                 _storage(settings),
@@ -160,10 +176,12 @@ def enqueue(settings: Settings, project, bucket, revision, country, dry_run, lim
                 dry_run=dry_run,
                 show_progress=not as_json,
                 refresh=refresh,
+                allow_empty=allow_empty,
+                stop=stop,
             )
     except BackfillError as exc:
         _fail(exc)
-    render(report, as_json)
+    _finish(report, as_json, stop)
 
 
 @cli.command()
@@ -206,13 +224,15 @@ def aggregator(settings: Settings, project, bucket, metrics_port) -> None:
 def aggregate(settings: Settings, project, bucket, country, as_json) -> None:
     """Rebuild country files once (all countries, or --country), then exit."""
     from aggregator.rebuild import aggregate as run_aggregate
-    from mmm_backfill.render import render
+    from mmm_backfill.stopping import StopRequest
 
     settings = _settings(settings, project=project, bucket=bucket)
     try:
-        render(run_aggregate(settings, _storage(settings), country=country), as_json)
+        with StopRequest() as stop:
+            report = run_aggregate(settings, _storage(settings), country=country, stop=stop)
     except BackfillError as exc:
         _fail(exc)
+    _finish(report, as_json, stop)
 
 
 @cli.command()
@@ -225,13 +245,18 @@ def aggregate(settings: Settings, project, bucket, country, as_json) -> None:
 @json_option
 @click.pass_obj
 def replay(settings: Settings, project, bucket, limit, country, revision, dry_run, as_json) -> None:
-    """Republish dead-lettered requests (acked only once the republish is confirmed)."""
-    from mmm_backfill.render import render
+    """Republish the dead letters present at the start (each acked only once its republish is confirmed).
+
+    A run already replayed max_replays times [env MMM_BACKFILL_MAX_REPLAYS, default 3] is left in
+    the dead letters and reported as exhausted.
+    """
+    from mmm_backfill.stopping import StopRequest
     from producer.replay import replay as run_replay
 
     settings = _settings(settings, project=project, bucket=bucket)
-    with _open_bus(settings) as bus:
-        render(run_replay(settings, bus, limit=limit, country=country, revision=revision, dry_run=dry_run), as_json)
+    with StopRequest() as stop, _open_bus(settings) as bus:
+        report = run_replay(settings, bus, limit=limit, country=country, revision=revision, dry_run=dry_run, stop=stop)
+    _finish(report, as_json, stop)
 
 
 @cli.command()

@@ -70,6 +70,7 @@ class Settings:
         (``worker_crashed``) instead of being tried again. Must stay below max_delivery_attempts.
     max_run_seconds: a run that holds a worker longer is given up (``run_timeout``) and the worker
         process replaced. Default 300 s; a real run takes 0.1-1 s.
+    max_replays: replays of one run after which ``replay`` leaves it in the dead letters as exhausted.
     coalesce_seconds: how long the aggregator gathers events for a country before rebuilding it.
     metrics_port: port of ``/healthz``, ``/readyz`` and ``/metrics`` (0 disables the server).
     log_format: ``json`` (one object per line, for Cloud Logging) or ``text``; ``auto`` picks text on a TTY.
@@ -96,6 +97,7 @@ class Settings:
     max_models: int = RdsLimits.max_models
     max_worker_crashes: int = 2
     max_run_seconds: float = 300.0
+    max_replays: int = 3
     coalesce_seconds: float = 2.0
     metrics_port: int = 0
     log_format: str = "auto"

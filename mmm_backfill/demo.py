@@ -116,10 +116,10 @@ def _summarised(storage: Storage, current_only: bool) -> set[str]:
 
 
 def _states(storage: Storage) -> dict[str, int]:
-    from producer.enqueue import list_run_objects
+    from producer.enqueue import list_run_objects, run_prefixes
     from producer.scan import scan
 
-    return scan(list_run_objects(storage, None, None)).state_counts()
+    return scan(list_run_objects(storage, run_prefixes(storage, None, None))).state_counts()
 
 
 def run_demo(

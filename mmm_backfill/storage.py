@@ -59,6 +59,18 @@ class PreconditionFailed(Exception):
     """A conditional write lost: the object's generation is not the one the writer expected."""
 
 
+#: The permission a 403 names when Cloud Storage refuses a create-only write over an existing object
+#: to a role that may create but not delete (which check comes first is not documented).
+DELETE_PERMISSION = "storage.objects.delete"
+
+
+def lost_create_race(exc: gexc.GoogleAPICallError, if_generation_match: int) -> bool:
+    """Whether a failed create-only write may have lost its race: a 412, or a 403 naming the delete permission."""
+    if isinstance(exc, gexc.PreconditionFailed):
+        return True
+    return isinstance(exc, gexc.Forbidden) and if_generation_match == 0 and DELETE_PERMISSION in str(exc)
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     """One listed object."""
@@ -204,16 +216,24 @@ class Storage:
         An attempt can succeed on the server and still fail on the way back (a reset, a 503 from
         a proxy); its retry then meets its own object and a precondition failure. Each write
         carries an id in the object's metadata, so such a retry is told apart from a real loss.
+
+        A create-only write over an existing object may be refused with 403 naming
+        ``storage.objects.delete`` instead of 412; when the object is then there, it is a lost race
+        too. Without an object the 403 is a real permission error and is raised as it is.
         """
         write_id = uuid.uuid4().hex
         try:
             return self._write(
                 name, data, if_generation_match, content_type, {**(metadata or {}), WRITE_ID_KEY: write_id}
             )
-        except gexc.PreconditionFailed:
-            own = self._generation_written_by(name, write_id)
+        except (gexc.PreconditionFailed, gexc.Forbidden) as exc:
+            if not lost_create_race(exc, if_generation_match):
+                raise
+            live, own = self._generation_written_by(name, write_id)
             if own is not None:
                 return own
+            if live is None and isinstance(exc, gexc.Forbidden):
+                raise
             raise PreconditionFailed(name) from None
 
     @transient_retry
@@ -227,13 +247,14 @@ class Storage:
         return int(blob.generation or 0)
 
     @transient_retry
-    def _generation_written_by(self, name: str, write_id: str) -> int | None:
-        """The live generation of ``name`` when the write ``write_id`` made it, else None."""
+    def _generation_written_by(self, name: str, write_id: str) -> tuple[int | None, int | None]:
+        """(live generation of ``name`` or None when absent, that generation again when ``write_id`` made it)."""
         self._count("stat")
         blob = self.bucket.get_blob(name, timeout=TIMEOUT, retry=None)
-        if blob is None or (blob.metadata or {}).get(WRITE_ID_KEY) != write_id:
-            return None
-        return int(blob.generation or 0)
+        if blob is None:
+            return None, None
+        live = int(blob.generation or 0)
+        return live, live if (blob.metadata or {}).get(WRITE_ID_KEY) == write_id else None
 
     @transient_retry
     def upload_file(self, name: str, path: str, content_type: str = "application/octet-stream") -> int:

@@ -21,7 +21,7 @@ from mmm_backfill.errors import InvalidRunPath
 from mmm_backfill.runpath import COUNTRY_ROOT, COUNTRY_SUMMARY_NAME, check_segment
 from mmm_backfill.storage import ObjectInfo, Storage
 from mmm_backfill.summary_state import SummaryState
-from producer.enqueue import list_run_objects
+from producer.enqueue import list_run_objects, run_prefixes
 from producer.scan import Run, check_filters, scan
 
 
@@ -171,7 +171,7 @@ def coverage(
     """
     check_filters(revision, country)
     calls_before = storage.calls.get("list_page", 0)
-    found = scan(list_run_objects(storage, revision, country), revision, country)
+    found = scan(list_run_objects(storage, run_prefixes(storage, revision, country)), revision, country)
     report = StatusReport(settings.bucket, coverage_rows(found.runs), [], found.skipped, found.skipped_examples)
     countries = {c.country for c in report.coverage} | ({country} if country else set())
     objects = storage.list(f"{COUNTRY_ROOT}/{country}/" if country else f"{COUNTRY_ROOT}/")

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
+import queue
 import shutil
+import signal
 import subprocess
+import sys
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -135,3 +141,61 @@ def topology(settings, bus, storage):
     from mmm_backfill.topology import setup_topology
 
     return setup_topology(settings, bus, storage)
+
+
+@pytest.fixture
+def cli_env(emulator_env, settings) -> dict[str, str]:
+    """Environment of a CLI subprocess on the test's project and bucket, JSON logs on stderr."""
+    return {
+        **emulator_env,
+        "MMM_BACKFILL_PROJECT": settings.project,
+        "MMM_BACKFILL_BUCKET": settings.bucket,
+        "MMM_BACKFILL_LOG_FORMAT": "json",
+    }
+
+
+@dataclasses.dataclass
+class Interrupted:
+    """A CLI command stopped by a signal: its exit code, output, and seconds from the signal to its exit."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+@pytest.fixture
+def interrupt(cli_env):
+    """Run ``mmm-backfill ARGS`` (``env`` added), send ``signum`` once a stderr line holds ``marker``, wait."""
+
+    def run(
+        args: list[str], marker: str, signum: int = signal.SIGTERM, wait: float = 180.0, env: dict | None = None
+    ) -> Interrupted:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mmm_backfill", *args],
+            env={**cli_env, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr] + [lines.put(None)], daemon=True).start()
+        seen, deadline = [], time.monotonic() + wait
+        try:
+            while not seen or marker not in seen[-1]:
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+                assert line is not None, f"exited before {marker!r}: {''.join(seen)[-2000:]}"
+                seen.append(line)
+            proc.send_signal(signum)
+            signalled = time.monotonic()
+            stdout = proc.stdout.read()
+            proc.wait(timeout=60)
+            seconds = time.monotonic() - signalled
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        while (line := lines.get(timeout=10)) is not None:
+            seen.append(line)
+        return Interrupted(proc.returncode, stdout, "".join(seen), seconds)
+
+    return run

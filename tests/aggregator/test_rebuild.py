@@ -11,6 +11,7 @@ from aggregator.country import build_country_file, same_content
 from aggregator.rebuild import RebuildConflict, aggregate, list_run_summaries, rebuild_country
 from mmm_backfill.errors import InvalidRunPath
 from mmm_backfill.runpath import RunPath, country_summary_name
+from mmm_backfill.stopping import StopRequest
 from mmm_backfill.storage import PreconditionFailed
 
 pytestmark = pytest.mark.integration
@@ -178,3 +179,25 @@ def test_aggregate_report_has_a_table_and_a_json_form(kit, storage, settings):
     entry = json.loads(json.dumps(report.to_dict()))["countries"][0]
     assert entry["best_model_overall"]["nrmse"] == 0.15
     assert entry["skipped"] == [{"name": "robyn/r1/de/t2/model_summary.json", "reason": "not_object"}]
+
+
+class StopAfterChecks(StopRequest):
+    """A stop that arrives once the rebuild has looked ``checks`` times (e.g. while the first country is rebuilt)."""
+
+    def __init__(self, checks: int) -> None:
+        super().__init__()
+        self.left = checks
+
+    @property
+    def requested(self) -> bool:
+        self.left -= 1
+        return self.left < 0
+
+
+def test_a_stop_lets_the_country_in_hand_finish_and_skips_the_others(kit, settings, storage):
+    for country in ("de", "fr", "us"):
+        kit.put_summary(RunPath("r1", country, "t1"))
+    report = aggregate(settings, storage, stop=StopAfterChecks(1))
+    assert [r.country for r in report.results] == ["de"] and report.interrupted_by == "stop"
+    assert kit.read_country("de") is not None and kit.read_country("fr") is None
+    assert report.to_dict()["interrupted_by"] == "stop" and "interrupted" in report.tables()[0][0]

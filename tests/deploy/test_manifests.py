@@ -339,6 +339,25 @@ def test_jobs_wait_to_be_resumed(docs):
         assert pod_spec(job)["restartPolicy"] == "Never"
 
 
+def test_every_job_has_an_active_deadline(docs):
+    jobs = [doc for doc in docs if doc["kind"] == "Job"]
+    assert jobs
+    for job in jobs:
+        deadline = job["spec"].get("activeDeadlineSeconds")
+        assert isinstance(deadline, int) and deadline > 0, job["metadata"]["name"]
+
+
+def test_the_base_enqueue_revision_is_refused_until_an_overlay_sets_one():
+    from mmm_backfill.errors import InvalidRunPath
+    from producer.scan import check_filters
+
+    args = pod_spec(named(RENDERED["base"], "Job", "mmm-backfill-enqueue"))["containers"][0]["args"]
+    with pytest.raises(InvalidRunPath):
+        check_filters(option_value(args, "--revision"), None)
+    overlay = pod_spec(named(RENDERED["overlays/example"], "Job", "mmm-backfill-enqueue"))["containers"][0]["args"]
+    check_filters(option_value(overlay, "--revision"), None)
+
+
 def test_disruption_budget_selects_the_worker_pods(docs):
     pdb = named(docs, "PodDisruptionBudget", WORKER)
     labels = named(docs, "Deployment", WORKER)["spec"]["template"]["metadata"]["labels"]

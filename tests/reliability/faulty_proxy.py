@@ -4,6 +4,9 @@ A seeded RNG picks which requests fail and how: an HTTP 503 or 429 without forwa
 before forwarding (the server never saw the request), a reset after forwarding (the server applied
 it but the client never hears back), or a slow response. With ``fault_rate=0`` it only relays.
 
+With ``forbid_lost_creates`` it also answers a create-only write that lost (fake-gcs-server's 412)
+with the 403 real Cloud Storage may give a writer without ``storage.objects.delete``.
+
 Either way it keeps a journal of every mutating request that reached the server and of its
 status, so a test can count how many times an object was really written (fake-gcs-server's
 filesystem backend keeps no versions to ask afterwards). Request bodies are streamed through as
@@ -36,6 +39,15 @@ UPSTREAM_TIMEOUT = 60
 #: Hop-by-hop headers, never relayed.
 _HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "host"}
 _MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+#: Cloud Storage's answer to a write the caller may not make because it would need to delete.
+FORBIDDEN_DELETE = {
+    "error": {
+        "code": 403,
+        "message": "writer@project.iam.gserviceaccount.com does not have storage.objects.delete access to the "
+        "Google Cloud Storage object. Permission 'storage.objects.delete' denied on resource (or it may not exist).",
+        "errors": [{"domain": "global", "reason": "forbidden", "message": "storage.objects.delete denied"}],
+    }
+}
 
 
 @dataclass(frozen=True)
@@ -55,12 +67,16 @@ class FaultyProxy:
     upstream: base URL of fake-gcs-server, e.g. ``http://127.0.0.1:4443``.
     fault_rate: chance, 0 to 1, that a request meets one of ``FAULTS``.
     seed: seed of the RNG that draws faults and delays.
+    forbid_lost_creates: answer a 412 to a mutating request with ``FORBIDDEN_DELETE`` (counted).
     """
 
-    def __init__(self, upstream: str, fault_rate: float = 0.0, seed: int = 0) -> None:
+    def __init__(
+        self, upstream: str, fault_rate: float = 0.0, seed: int = 0, forbid_lost_creates: bool = False
+    ) -> None:
         parsed = urllib.parse.urlsplit(upstream)
         self.upstream = (parsed.hostname or "127.0.0.1", parsed.port or 80)
         self.fault_rate = fault_rate
+        self.forbid_lost_creates = forbid_lost_creates
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self.requests = 0
@@ -142,6 +158,9 @@ def _handler_for(proxy: FaultyProxy) -> type[BaseHTTPRequestHandler]:
                 return
             if fault == "slow":
                 time.sleep(delay)
+            if status == 412 and self.command in _MUTATING and proxy.forbid_lost_creates:
+                proxy.faults["forbidden_delete"] += 1
+                status, body, headers = 403, json.dumps(FORBIDDEN_DELETE).encode(), {"Content-Type": "application/json"}
             self._reply(status, body, headers)
 
         def _forward(self, length: int) -> tuple[int, list[tuple[str, str]], bytes] | None:
