@@ -9,26 +9,31 @@ locals {
     events      = "summary-events"
   }
 
-  # Every subscription is redelivered with backoff 10-600 s after a nack; only the workers' one
-  # dead-letters (after 5 deliveries) and holds a run for 600 s before the lease must be renewed.
+  # The workers' and the aggregator's subscriptions are redelivered with backoff 10-600 s after a
+  # nack; only the workers' one dead-letters (after 5 deliveries) and holds a run for 600 s before the
+  # lease must be renewed. The replay subscription has no retry policy: with one, every dead letter
+  # that `replay --dry-run` hands back would stay hidden from the next replay for up to 10 minutes.
   subscriptions = {
     workers = {
       name                  = "summary-requests-workers"
       topic                 = "requests"
       ack_deadline_seconds  = 600
       max_delivery_attempts = 5
+      retry_backoff         = true
     }
     dead_letter_replay = {
       name                  = "summary-requests-dead-replay"
       topic                 = "dead_letter"
       ack_deadline_seconds  = 60
       max_delivery_attempts = null
+      retry_backoff         = false
     }
     aggregator = {
       name                  = "summary-events-aggregator"
       topic                 = "events"
       ack_deadline_seconds  = 60
       max_delivery_attempts = null
+      retry_backoff         = true
     }
   }
   retry_minimum_backoff = "10s"
@@ -47,9 +52,12 @@ resource "google_pubsub_subscription" "this" {
   topic                = google_pubsub_topic.this[each.value.topic].id
   ack_deadline_seconds = each.value.ack_deadline_seconds
 
-  retry_policy {
-    minimum_backoff = local.retry_minimum_backoff
-    maximum_backoff = local.retry_maximum_backoff
+  dynamic "retry_policy" {
+    for_each = each.value.retry_backoff ? [1] : []
+    content {
+      minimum_backoff = local.retry_minimum_backoff
+      maximum_backoff = local.retry_maximum_backoff
+    }
   }
 
   dynamic "dead_letter_policy" {

@@ -93,23 +93,30 @@ def test_subscriptions_have_the_names_and_delivery_settings_setup_creates():
             "ack_deadline_seconds": sub["ack_deadline_seconds"],
             "dead_letter_topic": LOCALS["topics"]["dead_letter"] if sub["max_delivery_attempts"] else None,
             "max_delivery_attempts": sub["max_delivery_attempts"] or asked.get("max_delivery_attempts", 5),
-            "min_backoff_seconds": int(LOCALS["retry_minimum_backoff"].removesuffix("s")),
-            "max_backoff_seconds": int(LOCALS["retry_maximum_backoff"].removesuffix("s")),
+            "retry_backoff": sub["retry_backoff"],
         }
-        expected = {"dead_letter_topic": None, "max_delivery_attempts": 5, **asked}
-        expected.setdefault("min_backoff_seconds", 10)
-        expected.setdefault("max_backoff_seconds", 600)
+        if sub["retry_backoff"]:
+            declared[sub["name"]]["min_backoff_seconds"] = int(LOCALS["retry_minimum_backoff"].removesuffix("s"))
+            declared[sub["name"]]["max_backoff_seconds"] = int(LOCALS["retry_maximum_backoff"].removesuffix("s"))
+        expected = {"dead_letter_topic": None, "max_delivery_attempts": 5, "retry_backoff": True, **asked}
+        if expected["retry_backoff"]:
+            expected.setdefault("min_backoff_seconds", 10)
+            expected.setdefault("max_backoff_seconds", 600)
         assert declared[sub["name"]] == expected, sub["name"]
     assert set(declared) == set(bus.subscriptions)
 
 
 def test_subscriptions_resource_applies_the_dead_letter_and_retry_policies():
     subscription = RESOURCES["google_pubsub_subscription"]["this"]
-    assert subscription["retry_policy"] == {
+    blocks = subscription["dynamic"] if isinstance(subscription["dynamic"], list) else [subscription["dynamic"]]
+    dynamic = {name: block for found in blocks for name, block in found.items()}
+    retry = dynamic["retry_policy"]
+    assert retry["for_each"] == "${each.value.retry_backoff ? [1] : []}"
+    assert retry["content"] == {
         "minimum_backoff": "${local.retry_minimum_backoff}",
         "maximum_backoff": "${local.retry_maximum_backoff}",
     }
-    policy = subscription["dynamic"]["dead_letter_policy"]["content"]
+    policy = dynamic["dead_letter_policy"]["content"]
     assert policy["dead_letter_topic"] == '${google_pubsub_topic.this["dead_letter"].id}'
 
 

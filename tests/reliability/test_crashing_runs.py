@@ -37,6 +37,13 @@ def claims_of(run_tmp, run: RunPath) -> list[int]:
     return pids
 
 
+def poison_figure(scenario: str, letters: list, started: float, note: str) -> Figure:
+    """The scenario's row: the poison run and the good ones, lost unless the poison was dead-lettered."""
+    reasons = {letters[0].attributes["error_reason"]: 1} if letters else {}
+    lost = 0 if letters else 1
+    return Figure(scenario, 1 + len(GOOD), lost, dead_lettered=reasons, seconds=time.monotonic() - started, note=note)
+
+
 def log_lines(roles) -> list[dict]:
     lines = (line for role in roles.started for line in role.log_path.read_text().splitlines())
     return [json.loads(line) for line in lines if line.startswith("{")]
@@ -71,13 +78,8 @@ def test_a_run_that_kills_its_worker_is_dead_lettered_as_worker_crashed(
     more = drain(bus, rel_settings.dead_letter_subscription, timeout=3)
     codes = roles.stop_all()
     figures.add(
-        Figure(
-            "run killing its worker",
-            1 + len(GOOD),
-            lost=0 if letters else 1,
-            dead_lettered={letters[0].attributes["error_reason"]: 1} if letters else {},
-            seconds=time.monotonic() - started,
-            note=f"{len(kills)} worker processes killed by the same run, then dead-lettered",
+        poison_figure(
+            "run killing its worker", letters, started, f"{len(kills)} worker processes killed by the same run"
         )
     )
 
@@ -116,13 +118,8 @@ def test_a_run_past_the_time_limit_is_given_up_and_the_worker_replaced(
     wait_for(lambda: all(read_summaries(storage, GOOD).values()), 60, "the good runs summarised by a fresh process")
     codes = roles.stop_all()
     figures.add(
-        Figure(
-            "run past the time limit",
-            1 + len(GOOD),
-            lost=0 if letters else 1,
-            dead_lettered={letters[0].attributes["error_reason"]: 1} if letters else {},
-            seconds=time.monotonic() - started,
-            note="limit 3 s against a run of a million models (a good run: 0.3 s)",
+        poison_figure(
+            "run past the time limit", letters, started, "limit 3 s against a run of a million models (good: 0.3 s)"
         )
     )
 
