@@ -25,11 +25,11 @@ locals {
 
   # "account/what" => a predefined storage role on the bucket, limited by a condition below.
   bucket_grants = {
-    "worker/read_runs"          = { account = "worker", role = "roles/storage.objectViewer", condition = "read_runs" }
-    "worker/create_summaries"   = { account = "worker", role = "roles/storage.objectCreator", condition = "create_summaries" }
-    "aggregator/read_runs"      = { account = "aggregator", role = "roles/storage.objectViewer", condition = "read_runs" }
-    "aggregator/country_files"  = { account = "aggregator", role = "roles/storage.objectUser", condition = "country_files" }
-    "jobs/read_runs"            = { account = "jobs", role = "roles/storage.objectViewer", condition = "read_runs" }
+    "worker/read_runs"         = { account = "worker", role = "roles/storage.objectViewer", condition = "read_runs" }
+    "worker/create_summaries"  = { account = "worker", role = "roles/storage.objectCreator", condition = "create_summaries" }
+    "aggregator/read_runs"     = { account = "aggregator", role = "roles/storage.objectViewer", condition = "read_runs" }
+    "aggregator/country_files" = { account = "aggregator", role = "roles/storage.objectUser", condition = "country_files" }
+    "jobs/read_runs"           = { account = "jobs", role = "roles/storage.objectViewer", condition = "read_runs" }
   }
 
   objects = "projects/_/buckets/${var.bucket}/objects"
