@@ -82,10 +82,7 @@ class Handler:
         existing = self.storage.generation(run.summary_name)
         if existing is not None:
             return "already_existed", existing
-        with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
-            files = self._download(run, tmp)
-            summary = summarize_files(run, files, self.session, self.settings.rds_limits)
-        body = json.dumps(summary, indent=2, allow_nan=False).encode()
+        body = self._build(run)
         try:
             return "created", self.storage.write(
                 run.summary_name, body, if_generation_match=0, metadata=summary_metadata()
