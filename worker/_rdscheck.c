@@ -505,7 +505,11 @@ static PyObject *check(PyObject *self, PyObject *args) {
         fail(&w, "corrupt", "%lld bytes after the end of the serialized object", (long long)(w.end - w.pos), 0);
     PyObject *result;
     if (w.code && strcmp(w.code, "memory") == 0) result = PyErr_NoMemory();
-    else if (w.code) result = Py_BuildValue("(ss)", w.code, w.msg);
+    else if (w.code) {
+        /* The message may quote bytes of the stream (an ALTREP class name): never fail on them. */
+        PyObject *text = PyUnicode_DecodeUTF8(w.msg, (Py_ssize_t)strlen(w.msg), "replace");
+        result = text ? Py_BuildValue("(sN)", w.code, text) : NULL;
+    }
     else result = report(&w);
     PyMem_RawFree(w.refs);
     PyBuffer_Release(&view);

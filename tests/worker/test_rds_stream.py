@@ -20,6 +20,10 @@ DEEP = 100_000
 REFUSED = {
     "mmap_integer column": (x.robyn_like(nrmse=x.mmap_integer(b"/proc/self/environ")), errors.AltrepRefused),
     "another package's ALTREP class": (x.altrep(b"vroom_dbl", b"vroom", 14, x.doubles(1.0)), errors.AltrepRefused),
+    "ALTREP class named in bytes that are not UTF-8": (
+        x.altrep(b"\xa9\xff", b"\xfe", 14, x.doubles(1.0)),
+        errors.AltrepRefused,
+    ),
     "compact integer sequence 1:2e9": (x.robyn_like(nrmse=x.compact_intseq(2_000_000_000)), errors.AltrepTooLong),
     "compact real sequence 1:1e15": (x.robyn_like(nrmse=x.compact_realseq(10**15)), errors.AltrepTooLong),
     "deferred string over 1:2e9": (x.deferred_string(2_000_000_000), errors.AltrepTooLong),
