@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import datetime as dt
+import functools
 import logging
 import math
 import os
@@ -314,6 +315,14 @@ def _unserialize_and_extract(serialized: Any, label: str, extract: Callable[[ROb
 _STAND_IN = "function(...) new.env(parent = emptyenv())"
 
 
+@functools.cache
+def _stand_in() -> Any:
+    """The stand-in closure, made once per process (on R's thread, like every R call here)."""
+    import rpy2.rinterface as ri
+
+    return ri.baseenv["eval"](ri.parse(_STAND_IN), ri.baseenv)
+
+
 @contextlib.contextmanager
 def _namespaces_not_loaded():
     """Make the stream's namespace and package references empty environments instead of loading them.
@@ -328,8 +337,7 @@ def _namespaces_not_loaded():
     import rpy2.rinterface as ri
 
     names = ("..getNamespace", "getNamespace", "findPackageEnv")
-    stand_in = ri.parse(_STAND_IN)
-    function = ri.baseenv["eval"](stand_in, ri.baseenv)
+    function = _stand_in()
     for name in names:
         ri.globalenv[name] = function
     try:

@@ -35,7 +35,7 @@ from worker.rds_stream import (
 if TYPE_CHECKING:
     from worker.rds_stream import _Walker
 
-_DOUBLE = struct.Struct(">d")
+_DOUBLES = struct.Struct(">3d")
 #: Largest and smallest values of an R integer (NA is -2**31).
 _INT_MAX, _INT_MIN = 2**31 - 1, -(2**31) + 1
 
@@ -98,8 +98,9 @@ def _compact_sequence(walker: _Walker, name: str) -> int:
     if walker.length("a compact sequence state") != 3:
         raise RdsCorrupt(f"{walker.label}: malformed {name} state")
     if kind == REALSXP:
-        values = [_DOUBLE.unpack(bytes(walker.data[walker.pos + 8 * i : walker.pos + 8 * i + 8]))[0] for i in range(3)]
+        start = walker.pos
         walker.skip(24, "a compact sequence state")
+        values = list(_DOUBLES.unpack_from(walker.data, start))
     else:
         values = [float(walker.int()) for _ in range(3)]
     length, first, step = values

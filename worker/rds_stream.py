@@ -35,7 +35,6 @@ from mmm_backfill.errors import (
 )
 
 _INT = struct.Struct(">i")
-_DOUBLE3 = struct.Struct(">3d")
 _II = struct.Struct(">ii")
 
 # SEXPTYPE codes (Rinternals.h) and the stream's pseudo types (serialize.c).
@@ -245,11 +244,7 @@ class _Walker:
 
             return read_altrep(self, depth)
         length = self.payload(kind, depth)
-        if kind == CHARSXP:
-            if flags & _HAS_ATTR:
-                self.item(depth + 1)
-            return kind, length
-        if flags & _HAS_ATTR:
+        if flags & _HAS_ATTR:  # R reads (and for a CHARSXP ignores) the attributes of every other item
             self.item(depth + 1)
         return kind, length
 

@@ -41,14 +41,11 @@ def _column(table: RObject, name: str, rows: int) -> list[Any] | None:
         return None
     try:
         column.require(*_ATOMIC)
+        if len(column) != rows:  # before reading: a column may be millions long beside a one-row table
+            raise WrongColumnType(f"{column.label}: {len(column)} values for {rows} rows")
+        return column.values()
     except UnsafeObject:
         raise
-    except WrongObject as exc:
-        raise WrongColumnType(str(exc)) from None
-    if len(column) != rows:  # before reading: a column may be millions long beside a one-row table
-        raise WrongColumnType(f"{column.label}: {len(column)} values for {rows} rows")
-    try:
-        return column.values()
     except WrongObject as exc:
         raise WrongColumnType(str(exc)) from None
 
