@@ -6,6 +6,7 @@ Bus in each process after any fork (worker processes are spawned, not forked).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from concurrent import futures
@@ -212,6 +213,49 @@ class Bus:
     @transient_retry
     def get_subscription(self, subscription: str) -> pubsub_v1.types.Subscription:
         return self.subscriber.get_subscription(request={"subscription": self.subscription_path(subscription)})
+
+    @transient_retry
+    def topic_subscriptions(self, topic: str) -> list[str] | None:
+        """Full paths of the subscriptions attached to ``topic``; None when the topic does not exist.
+
+        The topic is looked up first: the emulator lists no subscriptions for a missing topic
+        instead of answering NotFound as Pub/Sub does.
+        """
+        try:
+            self.publisher.get_topic(request={"topic": self.topic_path(topic)})
+            return list(self.publisher.list_topic_subscriptions(request={"topic": self.topic_path(topic)}))
+        except gexc.NotFound:
+            return None
+
+    @transient_retry
+    def create_follower(
+        self, subscription: str, topic: str, filter_expression: str, ttl_seconds: int, labels: dict[str, str]
+    ) -> None:
+        """Create a short-lived subscription that only its creator reads (``enqueue --wait``).
+
+        It expires after ``ttl_seconds`` without activity (so a follower killed outright leaves
+        nothing behind for long); ``filter_expression`` spares real Pub/Sub delivering what the reader
+        would drop (the emulator stores filters without applying them: readers filter too).
+        """
+        request = {
+            "name": self.subscription_path(subscription),
+            "topic": self.topic_path(topic),
+            "ack_deadline_seconds": 60,
+            "filter": filter_expression,
+            "labels": labels,
+            "expiration_policy": {"ttl": duration_pb2.Duration(seconds=ttl_seconds)},
+        }
+        with contextlib.suppress(gexc.AlreadyExists):  # a retried create that had succeeded
+            self.subscriber.create_subscription(request=request)
+
+    @transient_retry
+    def delete_subscription(self, subscription: str) -> bool:
+        """Delete ``subscription``; False when it was already gone."""
+        try:
+            self.subscriber.delete_subscription(request={"subscription": self.subscription_path(subscription)})
+            return True
+        except gexc.NotFound:
+            return False
 
     def close(self) -> None:
         """Flush pending publishes and close the clients."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -143,45 +144,105 @@ def setup(settings: Settings, project, bucket, as_json) -> None:
     _finish(SetupReport(done, stop.name if stop.requested else None), as_json, stop)
 
 
+class DurationType(click.ParamType):
+    """``--timeout 5h45m``: a duration in seconds (``mmm_backfill.durations``)."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        from mmm_backfill.durations import parse_duration
+
+        if isinstance(value, int | float):
+            return float(value)
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 @cli.command()
 @project_option
 @bucket_option
 @revision_option
 @country_option
-@click.option("--dry-run", is_flag=True, help="Count and list, publish nothing.")
+@click.option("--dry-run", is_flag=True, help="Count and list, publish nothing (reports a missing subscription).")
 @click.option("--limit", type=click.IntRange(min=1), help="Enqueue at most N runs.")
 @click.option(
     "--refresh", is_flag=True, help="Also enqueue runs whose summary is legacy or outdated (replaced, old one kept)."
 )
 @click.option("--allow-empty", is_flag=True, help="Exit 0 when no run matches (by default that is an error).")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Follow the backfill until every run is summarised or dead-lettered and every country file holds it.",
+)
+@click.option(
+    "--timeout",
+    type=DurationType(),
+    help="With --wait: give up after this long from the start, e.g. 20s, 45m, 5h45m "
+    "[env MMM_BACKFILL_WAIT_TIMEOUT_SECONDS; default: no limit].",
+)
 @json_option
 @click.pass_obj
 def enqueue(
-    settings: Settings, project, bucket, revision, country, dry_run, limit, refresh, allow_empty, as_json
+    settings: Settings,
+    project,
+    bucket,
+    revision,
+    country,
+    dry_run,
+    limit,
+    refresh,
+    allow_empty,
+    wait,
+    timeout,
+    as_json,
 ) -> None:
-    """Publish one summary request per run that lacks a model_summary.json (--refresh: or has a wrong one)."""
+    """Publish one summary request per run that lacks a model_summary.json (--refresh: or has a wrong one).
+
+    Refuses (exit 1) before publishing when the workers' subscription is not attached to the
+    request topic (with --wait: also the aggregator's, and the dead-letter topic), since Pub/Sub
+    would drop every request.
+
+    \b
+    Exit codes:
+      0    published (with --wait: every run summarised, every country file holds it)
+      1    error: nothing to receive the requests (a dry run reports it too), no run
+           found, a publish not confirmed
+      3    with --wait: some runs were dead-lettered (the report names each run and reason)
+      4    with --wait: timed out (the report names what is still pending)
+      130  stopped by SIGINT, 143 by SIGTERM (the report says what was done)
+    """
     from mmm_backfill.stopping import StopRequest
     from producer.enqueue import enqueue as run_enqueue
+    from producer.wait import enqueue_and_wait
 
-    settings = _settings(settings, project=project, bucket=bucket)
+    started = time.monotonic()
+    if wait and dry_run:
+        raise click.UsageError("--wait follows what enqueue publishes; a dry run publishes nothing")
+    if timeout is not None and not wait:
+        raise click.UsageError("--timeout limits --wait; give both")
+    settings = _settings(settings, project=project, bucket=bucket, wait_timeout_seconds=timeout)
+    filters = {"revision": revision, "country": country, "limit": limit, "refresh": refresh, "allow_empty": allow_empty}
     try:
-        with StopRequest() as stop, _open_bus(settings, needed=not dry_run) as bus:
-            report = run_enqueue(
-                settings,
-                _storage(settings),
-                bus,
-                revision=revision,
-                country=country,
-                limit=limit,
-                dry_run=dry_run,
-                show_progress=not as_json,
-                refresh=refresh,
-                allow_empty=allow_empty,
-                stop=stop,
-            )
+        with StopRequest() as stop, _open_bus(settings) as bus:
+            if wait:
+                report = enqueue_and_wait(
+                    settings, _storage(settings), bus, stop=stop, show_progress=not as_json, started=started, **filters
+                )
+            else:
+                report = run_enqueue(
+                    settings, _storage(settings), bus, dry_run=dry_run, show_progress=not as_json, stop=stop, **filters
+                )
     except BackfillError as exc:
         _fail(exc)
     _finish(report, as_json, stop)
+    if wait:
+        sys.exit(report.wait.exit_code)
+    if report.delivery_problems:
+        from producer.preflight import NotDelivered
+
+        _fail(NotDelivered("; ".join(report.delivery_problems) + " (dry run: a real run would publish nothing)"))
 
 
 @cli.command()

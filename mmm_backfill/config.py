@@ -72,6 +72,11 @@ class Settings:
         process replaced. Default 300 s; a real run takes 0.1-1 s.
     max_replays: replays of one run after which ``replay`` leaves it in the dead letters as exhausted.
     coalesce_seconds: how long the aggregator gathers events for a country before rebuilding it.
+    wait_timeout_seconds: how long ``enqueue --wait`` may take, from its start, before it gives up
+        (exit 4); 0 waits until the backfill is done. ``--timeout`` overrides it.
+    wait_progress_seconds: between two progress log lines of ``enqueue --wait`` off a terminal.
+    wait_stall_seconds: without any run settling before ``enqueue --wait`` warns and checks the
+        bucket listing. Default 5 minutes: workers scaled to zero take a minute or two to start.
     metrics_port: port of ``/healthz``, ``/readyz`` and ``/metrics`` (0 disables the server).
     log_format: ``json`` (one object per line, for Cloud Logging) or ``text``; ``auto`` picks text on a TTY.
     """
@@ -99,6 +104,9 @@ class Settings:
     max_run_seconds: float = 300.0
     max_replays: int = 3
     coalesce_seconds: float = 2.0
+    wait_timeout_seconds: float = 0.0
+    wait_progress_seconds: float = 30.0
+    wait_stall_seconds: float = 300.0
     metrics_port: int = 0
     log_format: str = "auto"
 

@@ -30,8 +30,17 @@ MESSAGE_VERSION = 1
 MAX_BODY_BYTES = 16 * 1024
 #: ``replaced``: a refresh swapped an older summary for a new one (see ``SummaryRequest.replace_generation``).
 OUTCOMES = ("created", "already_existed", "replaced")
+#: Attribute naming the backfill a request belongs to; its completion event and dead letter carry
+#: it too, so ``enqueue --wait`` can follow its own runs (and real Pub/Sub filter on it).
+BACKFILL_ID_ATTRIBUTE = "backfill_id"
+#: Attribute of a completion event: the ``created_at`` of the summary the worker wrote (absent when
+#: it found one in place), so a follower can tell a country file holds that very summary.
+SUMMARY_CREATED_AT_ATTRIBUTE = "summary_created_at"
 #: Cloud Storage bucket names: 3-222 of lower-case letters, digits, ``-``, ``_`` and ``.``.
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9_.\-]{1,220}[a-z0-9]")
+#: A backfill id: what ``enqueue`` makes (32 hex digits) and names of the same safe alphabet. It goes
+#: into attributes (at most 1,024 bytes each) and subscription filters, so it stays short and plain.
+_BACKFILL_ID = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
 
 
 def utc_now() -> str:
@@ -86,6 +95,7 @@ class SummaryRequest:
             "country": self.country,
             "run_path": self.run_path,
             "replay_count": str(self.replay_count),
+            BACKFILL_ID_ATTRIBUTE: self.backfill_id,
         }
 
     def encode(self) -> bytes:
@@ -103,6 +113,8 @@ class SummaryRequest:
         _check_run(request)
         if request.replay_count < 0:
             raise MessageBadFields("replay_count must not be negative")
+        if not _BACKFILL_ID.fullmatch(request.backfill_id):
+            raise MessageBadFields("backfill_id must be 1-128 letters, digits, '_', '.' or '-'")
         if request.replace_generation is not None and request.replace_generation <= 0:
             raise MessageBadFields("replace_generation must be a positive generation")
         return request

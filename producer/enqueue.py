@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ from mmm_backfill.messages import SummaryRequest, utc_now
 from mmm_backfill.runpath import RUNS_ROOT
 from mmm_backfill.stopping import StopRequest
 from mmm_backfill.storage import ObjectInfo, Storage
+from producer.preflight import check_delivery, delivery_problems
 from producer.scan import Run, ScanResult, check_filters, listing_prefixes, needs_revisions, revision_names, scan
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ class EnqueueReport:
     publish_per_second: float | None = None
     prefixes: list[str] = field(default_factory=list)
     interrupted_by: str | None = None
+    #: What is missing for the requests to be received (a dry run reports it; a real run refuses).
+    delivery_problems: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -92,6 +95,7 @@ class EnqueueReport:
         rows.append(["backfill id", self.backfill_id])
         if self.interrupted_by:
             rows.append(["interrupted by", self.interrupted_by])
+        rows += [["not deliverable", problem] for problem in self.delivery_problems]
         title = "enqueue" + (" --refresh" if self.refresh else "") + (" (dry run)" if self.dry_run else "")
         tables = [(title, ["", "count"], rows)]
         if self.skipped_examples:
@@ -124,22 +128,34 @@ def enqueue(
     refresh: bool = False,
     allow_empty: bool = False,
     stop: StopRequest | None = None,
+    backfill_id: str | None = None,
+    follow: bool = False,
+    on_scanned: Callable[[ScanResult, list[Run]], None] | None = None,
 ) -> EnqueueReport:
     """Publish a SummaryRequest for each run without a summary (sorted, at most ``limit``).
 
     With ``refresh``, also for each run whose summary is legacy or outdated (see
     ``mmm_backfill.summary_state``), naming the generation to replace; still listing calls only.
 
+    First checks that the requests will be received (``producer.preflight``; with ``follow``, their
+    outcomes too): a real run raises NotDelivered before listing, a dry run reports the problems.
+    ``on_scanned(found, runs)`` is called with the scan and the runs to publish, before the first one
+    is (``enqueue --wait`` attaches its subscriptions there, so no outcome can be missed).
+
     Returns once every publish is confirmed; raises PublishFailed when any was not, NoRunsFound when
-    the listing found no run (unless ``allow_empty``). ``bus`` may be None in a dry run. Progress
-    goes to stderr so ``--json`` output on stdout stays clean.
+    the listing found no run (unless ``allow_empty``). ``bus`` may be None in a dry run (nothing is
+    checked then). Progress goes to stderr so ``--json`` output on stdout stays clean.
     """
     if bus is None and not dry_run:
         raise ValueError("a bus is required unless dry_run")
     check_filters(revision, country)
     stop = stop or StopRequest()
     started, list_calls_before = time.monotonic(), storage.calls.get("list_page", 0)
-    report = EnqueueReport(backfill_id=uuid.uuid4().hex, dry_run=dry_run, refresh=refresh)
+    report = EnqueueReport(backfill_id=backfill_id or new_backfill_id(), dry_run=dry_run, refresh=refresh)
+    if bus is not None and dry_run:
+        report.delivery_problems = delivery_problems(settings, bus, follow)
+    elif bus is not None:
+        check_delivery(settings, bus, follow)
     with _progress(show_progress) as progress:
         report.prefixes = run_prefixes(storage, revision, country)
         found = _scan(storage, report.prefixes, revision, country, progress, stop)
@@ -150,6 +166,8 @@ def enqueue(
         report.missing = len(found.missing)
         wanted = found.to_refresh if refresh else [r for r in found.runs if not r.summarised]
         todo = wanted if limit is None else wanted[:limit]
+        if on_scanned is not None and not stop.requested:
+            on_scanned(found, todo)
         if stop.requested:
             report.interrupted_by = stop.name
         elif not found.runs and not allow_empty:
@@ -161,6 +179,11 @@ def enqueue(
             _publish(settings, bus, todo, report, progress, stop)
     report.seconds = time.monotonic() - started
     return report
+
+
+def new_backfill_id() -> str:
+    """A fresh backfill id: 32 hex digits (see ``SummaryRequest`` for what an id may be)."""
+    return uuid.uuid4().hex
 
 
 def _nothing_found(bucket: str, prefixes: list[str]) -> str:

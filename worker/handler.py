@@ -14,7 +14,13 @@ from mmm_backfill import metrics
 from mmm_backfill.bus import Bus
 from mmm_backfill.config import Settings
 from mmm_backfill.errors import InvalidRunFile, MissingRunFile, OtherBucket, RdsTooLarge
-from mmm_backfill.messages import CompletionEvent, SummaryRequest, utc_now
+from mmm_backfill.messages import (
+    BACKFILL_ID_ATTRIBUTE,
+    SUMMARY_CREATED_AT_ATTRIBUTE,
+    CompletionEvent,
+    SummaryRequest,
+    utc_now,
+)
 from mmm_backfill.runpath import INPUT_COLLECT, OUTPUT_COLLECT, RUN_FILES, RunPath
 from mmm_backfill.storage import ObjectInfo, PreconditionFailed, Storage
 from mmm_backfill.summary_state import summary_metadata
@@ -45,12 +51,15 @@ class Handler:
     def __init__(self, settings: Settings, storage: Storage, bus: Bus, session: RSession, worker_id: str) -> None:
         self.settings, self.storage, self.bus, self.session = settings, storage, bus, session
         self.worker_id = worker_id
+        #: ``created_at`` of the summary the request in hand built (None until one is built).
+        self._built_created_at: str | None = None
 
     def handle(self, data: bytes, attributes: dict[str, str]) -> Outcome:
         """Never raises: every failure becomes a dead letter or a retry, counted and logged."""
         started = time.monotonic()
         metrics.IN_FLIGHT.inc()
         run_path = attributes.get("run_path")
+        self._built_created_at = None
         try:
             request = self._validate(data)
             run_path = request.run_path
@@ -100,6 +109,7 @@ class Handler:
         """The run's new summary as bytes (download to a private temp dir, extract)."""
         with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
             summary = summarize_files(run, self._download(run, tmp), self.session, self.settings.rds_limits)
+        self._built_created_at = summary["created_at"]
         return json.dumps(summary, indent=2, allow_nan=False).encode()
 
     def _download(self, run: RunPath, tmp: str) -> dict[str, str]:
@@ -137,7 +147,10 @@ class Handler:
             self.worker_id,
             utc_now(),
         )
-        self.bus.publish_and_wait(self.settings.event_topic, event.encode(), event.attributes())
+        attributes = {**event.attributes(), BACKFILL_ID_ATTRIBUTE: request.backfill_id}
+        if outcome in ("created", "replaced") and self._built_created_at:
+            attributes[SUMMARY_CREATED_AT_ATTRIBUTE] = self._built_created_at
+        self.bus.publish_and_wait(self.settings.event_topic, event.encode(), attributes)
 
     def _fail(self, exc: Exception, data: bytes, attributes: dict[str, str], run_path: str | None) -> Outcome:
         reason = getattr(exc, "reason", type(exc).__name__)
@@ -164,7 +177,7 @@ def publish_dead_letter(
 
 
 #: Request attributes a dead letter carries over (others, and stale error fields, are dropped).
-CARRIED_ATTRIBUTES = ("revision", "country", "run_path", "replay_count")
+CARRIED_ATTRIBUTES = ("revision", "country", "run_path", "replay_count", BACKFILL_ID_ATTRIBUTE)
 
 
 def _safe_attributes(attributes: dict[str, str]) -> dict[str, str]:

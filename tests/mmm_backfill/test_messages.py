@@ -21,6 +21,7 @@ def test_request_round_trips_through_its_encoding():
         "country": "de",
         "run_path": "robyn/r1/de/t1",
         "replay_count": "0",
+        "backfill_id": "bf1",
     }
 
 
@@ -36,6 +37,9 @@ def test_request_round_trips_through_its_encoding():
         (body(replay_count="0"), errors.MessageBadFields),
         (body(replay_count=True), errors.MessageBadFields),
         (body(replay_count=-1), errors.MessageBadFields),
+        (body(backfill_id=""), errors.MessageBadFields),
+        (body(backfill_id='bf" OR "x'), errors.MessageBadFields),
+        (body(backfill_id="b" * 129), errors.MessageBadFields),
         (body(bucket="Not/A/Bucket"), errors.MessageBadFields),
         (body(run_path="robyn/../de/t1", revision=".."), errors.PathOutsideLayout),
         (body(run_path="/robyn/r1/de/t1"), errors.PathOutsideLayout),

@@ -102,10 +102,13 @@ def test_filters_enqueue_only_matching_runs(settings, storage, bus, topology, gr
     assert paths == {p for p in grid if p.split("/")[2] == "fr"}
 
 
-def test_unconfirmed_publish_is_a_typed_error_not_a_silent_loss(settings, storage, bus, grid):
-    # no topology: the request topic does not exist, so no publish can be confirmed
+def test_unconfirmed_publish_is_a_typed_error_not_a_silent_loss(settings, storage, bus, topology, grid):
+    # the request topic is deleted after the check before publishing, so no publish can be confirmed
+    def delete_topic(found, todo):
+        bus.publisher.delete_topic(request={"topic": bus.topic_path(settings.request_topic)})
+
     with pytest.raises(PublishFailed):
-        run_enqueue(settings, storage, bus)
+        run_enqueue(settings, storage, bus, on_scanned=delete_topic)
 
 
 def test_progress_goes_to_stderr_so_stdout_stays_clean(settings, storage, bus, topology, grid, drain, capsys):
@@ -123,7 +126,7 @@ def test_report_renders_one_counts_table_and_json(settings, storage, grid):
     assert "dry run" in title and ["would enqueue", 12] in rows
 
 
-def test_cli_dry_run_prints_json_counts(settings, storage, grid, emulator_env):
+def test_cli_dry_run_prints_json_counts(settings, storage, topology, grid, emulator_env):
     env = {**emulator_env, "MMM_BACKFILL_PROJECT": settings.project, "MMM_BACKFILL_BUCKET": settings.bucket}
     result = subprocess.run(
         [sys.executable, "-m", "mmm_backfill", "enqueue", "--dry-run", "--json", "--revision", "r2"],

@@ -64,7 +64,7 @@ def test_refresh_limit_takes_runs_in_path_order(settings, storage, mixed):
     assert report.would_enqueue == 2
 
 
-def test_cli_enqueue_refresh_dry_run_prints_states_as_json(settings, storage, mixed, emulator_env):
+def test_cli_enqueue_refresh_dry_run_prints_states_as_json(settings, storage, topology, mixed, emulator_env):
     env = {**emulator_env, "MMM_BACKFILL_PROJECT": settings.project, "MMM_BACKFILL_BUCKET": settings.bucket}
     args = ["enqueue", "--refresh", "--dry-run", "--revision", "r1", "--country", "de", "--json"]
     result = subprocess.run(

@@ -55,6 +55,19 @@ def test_request_creates_the_summary_and_reports_created(handler, settings, stor
     assert decoded.outcome == "created" and decoded.run_path == seeded.prefix
 
 
+def test_the_event_names_the_backfill_and_the_created_at_of_the_summary_written(
+    handler, settings, storage, bus, seeded
+):
+    handler.handle(*request(settings, seeded))
+    handler.handle(*request(settings, seeded))
+    events = {CompletionEvent.decode(e.data).outcome: e for e in pull_all(bus, settings.event_subscription, 2)}
+    created, found = events["created"], events["already_existed"]
+    written = json.loads(storage.read(seeded.summary_name)[0])
+    assert created.attributes["backfill_id"] == found.attributes["backfill_id"] == "bf-test"
+    assert created.attributes["summary_created_at"] == written["created_at"]
+    assert "summary_created_at" not in found.attributes  # already existed: this worker wrote nothing
+
+
 def test_second_request_keeps_the_first_summary(handler, settings, storage, seeded):
     handler.handle(*request(settings, seeded))
     generation = storage.generation(seeded.summary_name)
@@ -70,6 +83,7 @@ def test_non_rds_file_is_dead_lettered_with_its_reason(handler, settings, storag
     (letter,) = pull_all(bus, settings.dead_letter_subscription, 1)
     assert letter.attributes["error_reason"] == "not_rds"
     assert letter.attributes["run_path"] == run.prefix and letter.attributes["worker"] == "test-worker"
+    assert letter.attributes["backfill_id"] == "bf-test"
     assert storage.generation(run.summary_name) is None
 
 
