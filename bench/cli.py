@@ -23,7 +23,7 @@ from bench import report
 from bench.data import default_cache_dir, lay_out_runs, template_runs, template_summary
 from bench.env import ensure_r_packages, machine, make_workdir, rscript, start_gcs, start_pubsub
 
-SECTIONS = ("baseline", "floor", "pool", "producer", "aggregator", "refresh", "check")
+SECTIONS = ("baseline", "floor", "pool", "producer", "aggregator", "refresh", "check", "wait")
 QUICK = {
     "repeats": 1,
     "runs": 4,
@@ -35,6 +35,7 @@ QUICK = {
     "events": 100,
     "refresh_scan_runs": 2000,
     "refresh_runs": 2,
+    "wait_runs": 1000,
 }
 DEFAULTS = {
     "repeats": 2,
@@ -47,6 +48,7 @@ DEFAULTS = {
     "events": 1000,
     "refresh_scan_runs": 100_000,
     "refresh_runs": 8,
+    "wait_runs": 10_000,
 }
 
 
@@ -67,6 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--events", type=int, help="completion events for the aggregator (default 1000)")
     p.add_argument("--refresh-scan-runs", type=int, help="mixed-state runs for the refresh scan (default 100000)")
     p.add_argument("--refresh-runs", type=int, help="runs created and refreshed for the per-run cost (default 8)")
+    p.add_argument("--wait-runs", type=int, help="runs whose completion `enqueue --wait` follows (default 10000)")
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"subset of {','.join(SECTIONS)}")
     p.add_argument("--quick", action="store_true", help="few small runs, 2,000-run producer bucket, 100 events")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
@@ -142,6 +145,10 @@ class Bench:
                 from bench import check
 
                 r["check"] = self.step("check", check.measure, templates)
+            if "wait" in a.sections:
+                from bench import wait
+
+                r["wait"] = self.step("wait", wait.measure, workdir, a.wait_runs)
         finally:
             pubsub.stop()
             if not a.work_dir:

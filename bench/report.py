@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.refresh import refresh_rows
+from bench.wait import wait_rows
 
 #: Pool throughput over the baseline's, by worker count.
 POOL_SPEEDUP = {1: 2.5, 2: 4.0}
@@ -280,6 +281,7 @@ def rows(r: dict) -> list[tuple[str, str, Any]]:
         check, read = run["check_seconds"] * 1000, run["read_seconds"] * 1000
         value = f"{check:.1f} ms of {read:.0f} ms ({run['ratio'] * 100:.1f} %)"
         out.append(("stream check", f"{run['run']} ({run['stream_mb']} MB)", value))
+    out += wait_rows(r.get("wait") or {})
     return out
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mmm_backfill.bus import Bus, Received
@@ -35,6 +37,8 @@ log = logging.getLogger(__name__)
 PULL_BATCH = 1000
 #: Ack ids per acknowledge request, well under the API's request size limit.
 ACK_CHUNK = 500
+#: Longest between two pulls of the dead letters while events keep coming, in seconds.
+DEAD_LETTER_PULL_SECONDS = 5.0
 #: Expiry of a follower's subscription without activity, in seconds: one day, Pub/Sub's minimum.
 FOLLOWER_TTL_SECONDS = 24 * 3600
 #: Label on a follower's subscriptions, so an operator can tell (and clean up) what a wait left.
@@ -66,6 +70,7 @@ class Follower:
         self.events = f"{settings.event_topic}-wait-{backfill_id}"
         self.dead_letters = f"{settings.dead_letter_topic}-wait-{backfill_id}"
         self.names = (self.events, self.dead_letters)
+        self._dead_letters_pulled = 0.0
         self.foreign = 0  # messages of other backfills (or unreadable) pulled and dropped
 
     def __enter__(self) -> Follower:
@@ -82,18 +87,29 @@ class Follower:
                 log.warning("could not delete the wait's subscription %s: %s (it expires in a day)", name, err)
 
     def poll(self, wait_seconds: float) -> list[Update]:
-        """This backfill's events and dead letters that arrived since the last poll (each pull waits at most
-        ``wait_seconds`` for the server's answer, which comes before that when there is nothing)."""
-        updates: list[Update] = []
-        for subscription, read in ((self.events, self._event), (self.dead_letters, self._dead_letter)):
-            received = self.bus.pull(subscription, PULL_BATCH, timeout=wait_seconds)
-            for message in received:
-                update = read(message)
-                if update is None:
-                    self.foreign += 1
-                else:
-                    updates.append(update)
-            self._ack(subscription, [m.ack_id for m in received])
+        """This backfill's events and dead letters that arrived since the last poll.
+
+        Each pull waits at most ``wait_seconds`` for the server's answer, which an empty subscription
+        gives only near then. While events flow, the dead letters (far fewer) are pulled only every
+        DEAD_LETTER_PULL_SECONDS, so their empty pull does not throttle the events.
+        """
+        updates = self._pull(self.events, self._event, wait_seconds)
+        now = time.monotonic()
+        if not updates or now - self._dead_letters_pulled >= DEAD_LETTER_PULL_SECONDS:
+            self._dead_letters_pulled = now
+            updates += self._pull(self.dead_letters, self._dead_letter, wait_seconds)
+        return updates
+
+    def _pull(self, subscription: str, read: Callable[[Received], Update | None], wait_seconds: float) -> list[Update]:
+        received = self.bus.pull(subscription, PULL_BATCH, timeout=wait_seconds)
+        updates = []
+        for message in received:
+            update = read(message)
+            if update is None:
+                self.foreign += 1
+            else:
+                updates.append(update)
+        self._ack(subscription, [m.ack_id for m in received])
         return updates
 
     def _ack(self, subscription: str, ack_ids: list[str]) -> None:

@@ -18,12 +18,26 @@ locals {
     MMM_BACKFILL_LOG_FORMAT               = "json"
   }
 
-  # The Cloud Run jobs: name => (the command line, whether it exists). Execute one with
-  # `gcloud run jobs execute NAME --args=...` to change its options (docs/deploy.md).
+  # The Cloud Run jobs: name => (the command line, whether it exists, the task's timeout, retries).
+  # Execute one with `gcloud run jobs execute NAME --wait --args=...` to change its options
+  # (docs/deploy.md). enqueue and refresh follow their backfill to a verdict (`--wait`) and give up
+  # (exit 4, naming what is pending) 15 minutes before Cloud Run would stop the task, so their report
+  # always reaches the log. They are not retried: a verdict would only come again, and a deploy step
+  # that failed is run again by its pipeline.
   jobs = {
-    enqueue = { args = ["enqueue", "--json"], enabled = true }
-    replay  = { args = ["replay", "--json"], enabled = true }
-    refresh = { args = ["enqueue", "--refresh", "--json"], enabled = var.enable_refresh }
+    enqueue = {
+      args        = ["enqueue", "--wait", "--timeout", "5h45m", "--json"]
+      enabled     = true
+      timeout     = "21600s"
+      max_retries = 0
+    }
+    replay = { args = ["replay", "--json"], enabled = true, timeout = "3600s", max_retries = 1 }
+    refresh = {
+      args        = ["enqueue", "--refresh", "--wait", "--timeout", "5h45m", "--json"]
+      enabled     = var.enable_refresh
+      timeout     = "21600s"
+      max_retries = 0
+    }
   }
 }
 
@@ -103,8 +117,8 @@ resource "google_cloud_run_v2_job" "this" {
     task_count = 1
     template {
       service_account = google_service_account.role["jobs"].email
-      max_retries     = 1
-      timeout         = "3600s"
+      max_retries     = each.value.max_retries
+      timeout         = each.value.timeout
       containers {
         image = var.image
         args  = each.value.args

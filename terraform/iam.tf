@@ -16,6 +16,22 @@ locals {
     "jobs/requests"      = { account = "jobs", topic = "requests" }
   }
 
+  # "account/what" => a topic it looks at: `enqueue` checks, before publishing, that the workers'
+  # subscription is attached (and, with --wait, the aggregator's and the dead-letter topic).
+  topic_viewers = {
+    "jobs/requests"    = { account = "jobs", topic = "requests" }
+    "jobs/events"      = { account = "jobs", topic = "events" }
+    "jobs/dead_letter" = { account = "jobs", topic = "dead_letter" }
+  }
+
+  # "account/what" => a topic it attaches subscriptions of its own to (`enqueue --wait` follows
+  # completion events and dead letters of its backfill that way; roles/pubsub.subscriber on a topic
+  # grants only pubsub.topics.attachSubscription).
+  topic_attachers = {
+    "jobs/events"      = { account = "jobs", topic = "events" }
+    "jobs/dead_letter" = { account = "jobs", topic = "dead_letter" }
+  }
+
   # "account/what" => the subscription it pulls from.
   subscription_subscribers = {
     "worker/workers"          = { account = "worker", subscription = "workers" }
@@ -30,6 +46,7 @@ locals {
     "aggregator/read_runs"     = { account = "aggregator", role = "roles/storage.objectViewer", condition = "read_runs" }
     "aggregator/country_files" = { account = "aggregator", role = "roles/storage.objectUser", condition = "country_files" }
     "jobs/read_runs"           = { account = "jobs", role = "roles/storage.objectViewer", condition = "read_runs" }
+    "jobs/country_files"       = { account = "jobs", role = "roles/storage.objectViewer", condition = "country_files" }
   }
 
   objects = "projects/_/buckets/${var.bucket}/objects"
@@ -65,6 +82,38 @@ resource "google_pubsub_topic_iam_member" "publisher" {
   topic    = google_pubsub_topic.this[each.value.topic].name
   role     = "roles/pubsub.publisher"
   member   = google_service_account.role[each.value.account].member
+}
+
+resource "google_pubsub_topic_iam_member" "viewer" {
+  for_each = local.topic_viewers
+  topic    = google_pubsub_topic.this[each.value.topic].name
+  role     = "roles/pubsub.viewer"
+  member   = google_service_account.role[each.value.account].member
+}
+
+resource "google_pubsub_topic_iam_member" "attacher" {
+  for_each = local.topic_attachers
+  topic    = google_pubsub_topic.this[each.value.topic].name
+  role     = "roles/pubsub.subscriber"
+  member   = google_service_account.role[each.value.account].member
+}
+
+# `enqueue --wait` creates two subscriptions of its own (named `<topic>-wait-<backfill id>`, expiring
+# after a day idle), pulls them and deletes them when it ends. Creating a subscription is a project
+# permission, and Pub/Sub has no IAM conditions to narrow consume and delete to those names, so this
+# role is granted on the project: keep mmm-backfill's topics in a project of their own where that is
+# too wide (docs/deploy.md, step 4).
+resource "google_project_iam_custom_role" "backfill_follower" {
+  role_id     = "mmmBackfillFollower"
+  title       = "mmm-backfill follower"
+  description = "Create, pull and delete the subscriptions `enqueue --wait` follows its backfill on"
+  permissions = ["pubsub.subscriptions.consume", "pubsub.subscriptions.create", "pubsub.subscriptions.delete"]
+}
+
+resource "google_project_iam_member" "jobs_follow_backfills" {
+  project = var.project_id
+  role    = google_project_iam_custom_role.backfill_follower.name
+  member  = google_service_account.role["jobs"].member
 }
 
 resource "google_pubsub_subscription_iam_member" "subscriber" {

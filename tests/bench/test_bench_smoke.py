@@ -51,6 +51,7 @@ def test_reports_every_section_without_errors(quick):
         "producer",
         "aggregator",
         "refresh",
+        "wait",
         "targets",
     ):
         assert key in quick, key
@@ -98,6 +99,13 @@ def test_refresh_scan_lists_only_and_refresh_replaces_every_run(quick):
     assert per_run["fresh"]["outcomes"] == {"created": per_run["runs"]}
     assert per_run["refresh"]["outcomes"] == {"replaced": per_run["runs"]}
     assert per_run["refresh_to_fresh"] > 0
+
+
+def test_wait_follows_every_run_and_reports_its_requests_beside_a_listing(quick):
+    wait = quick["wait"]
+    assert wait["follow"]["settled"] == wait["runs"] == 1000
+    assert wait["follow"]["requests"]["pull"] >= 1 and wait["bare_listing"]["pages"] >= 1
+    assert wait["ratio_to_bare_listing"] > 0
 
 
 def test_targets_are_listed_with_a_verdict(quick):

@@ -347,6 +347,17 @@ def test_every_job_has_an_active_deadline(docs):
         assert isinstance(deadline, int) and deadline > 0, job["metadata"]["name"]
 
 
+@pytest.mark.parametrize("name", ["mmm-backfill-enqueue", "mmm-backfill-refresh"])
+def test_backfill_jobs_wait_for_a_verdict_and_give_up_before_their_deadline(docs, name):
+    from mmm_backfill.durations import parse_duration
+
+    job = named(docs, "Job", name)
+    args = pod_spec(job)["containers"][0]["args"]
+    assert "--wait" in args
+    assert parse_duration(option_value(args, "--timeout")) < job["spec"]["activeDeadlineSeconds"]
+    assert job["spec"]["backoffLimit"] == 0
+
+
 def test_the_base_enqueue_revision_is_refused_until_an_overlay_sets_one():
     from mmm_backfill.errors import InvalidRunPath
     from producer.scan import check_filters

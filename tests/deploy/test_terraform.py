@@ -160,6 +160,14 @@ ROLE_GRANTS = {
         ("roles/pubsub.publisher", "summary-requests"),
         ("roles/pubsub.subscriber", "summary-requests-dead-replay"),
         ("roles/storage.objectViewer", "read_runs"),
+        # enqueue checks the subscriptions are attached; --wait follows on subscriptions of its own
+        ("roles/pubsub.viewer", "summary-requests"),
+        ("roles/pubsub.viewer", "summary-events"),
+        ("roles/pubsub.viewer", "summary-requests-dead"),
+        ("roles/pubsub.subscriber", "summary-events"),
+        ("roles/pubsub.subscriber", "summary-requests-dead"),
+        ("mmm-backfill follower", "project"),
+        ("roles/storage.objectViewer", "country_files"),
     },
 }
 
@@ -171,8 +179,17 @@ def granted() -> dict[str, set[tuple[str, str]]]:
     for grant in LOCALS["subscription_subscribers"].values():
         name = LOCALS["subscriptions"][grant["subscription"]]["name"]
         grants[grant["account"]].add(("roles/pubsub.subscriber", name))
+    for grant in LOCALS["topic_viewers"].values():
+        grants[grant["account"]].add(("roles/pubsub.viewer", LOCALS["topics"][grant["topic"]]))
+    for grant in LOCALS["topic_attachers"].values():
+        grants[grant["account"]].add(("roles/pubsub.subscriber", LOCALS["topics"][grant["topic"]]))
     for grant in LOCALS["bucket_grants"].values():
         grants[grant["account"]].add((grant["role"], grant["condition"]))
+    for member in RESOURCES["google_project_iam_member"].values():  # project-wide: the roles' ones only
+        account = re.fullmatch(r'\$\{google_service_account\.role\["(\w+)"\]\.member\}', member["member"])
+        if account:
+            role = RESOURCES["google_project_iam_custom_role"][member["role"].split(".")[1]]
+            grants[account.group(1)].add((role["title"], "project"))
     return grants
 
 
@@ -211,6 +228,26 @@ def test_cloud_run_roles_run_as_their_own_service_accounts():
     job = RESOURCES["google_cloud_run_v2_job"]["this"]["template"]["template"]
     assert job["service_account"] == '${google_service_account.role["jobs"].email}'
     assert pools["aggregator"]["scaling"]["manual_instance_count"] == 1
+
+
+def test_the_follower_role_only_manages_subscriptions():
+    role = RESOURCES["google_project_iam_custom_role"]["backfill_follower"]
+    assert sorted(role["permissions"]) == [
+        "pubsub.subscriptions.consume",
+        "pubsub.subscriptions.create",
+        "pubsub.subscriptions.delete",
+    ]
+
+
+@pytest.mark.parametrize("job", ["enqueue", "refresh"])
+def test_backfill_jobs_wait_for_a_verdict_and_give_up_before_their_task_timeout(job):
+    from mmm_backfill.durations import parse_duration
+
+    spec = LOCALS["jobs"][job]
+    args = spec["args"]
+    assert "--wait" in args
+    assert parse_duration(args[args.index("--timeout") + 1]) < parse_duration(spec["timeout"])
+    assert spec["max_retries"] == 0
 
 
 def test_cloud_run_jobs_are_enqueue_replay_and_refresh():
