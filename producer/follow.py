@@ -45,6 +45,12 @@ FOLLOWER_TTL_SECONDS = 24 * 3600
 LABELS = {"mmm-backfill": "wait"}
 
 
+class FollowUnavailable(BackfillError):
+    """The wait's own subscriptions could not be made (most often: the follower role is missing)."""
+
+    reason = "follow_unavailable"
+
+
 @dataclass(frozen=True)
 class Completed:
     run_path: str
@@ -75,14 +81,23 @@ class Follower:
 
     def __enter__(self) -> Follower:
         only_ours = f'attributes.{BACKFILL_ID_ATTRIBUTE} = "{self.backfill_id}"'
-        for name, topic in zip(self.names, (self.settings.event_topic, self.settings.dead_letter_topic), strict=True):
-            self.bus.create_follower(name, topic, only_ours, FOLLOWER_TTL_SECONDS, LABELS)
+        try:
+            for name, topic in zip(
+                self.names, (self.settings.event_topic, self.settings.dead_letter_topic), strict=True
+            ):
+                self.bus.create_follower(name, topic, only_ours, FOLLOWER_TTL_SECONDS, LABELS)
+        except Exception as exc:
+            self.__exit__()
+            raise FollowUnavailable(
+                f"could not attach the wait's subscriptions ({exc}); nothing was published. Following a backfill "
+                "needs pubsub.subscriptions.create, consume and delete (the mmm-backfill follower role, docs/deploy.md)"
+            ) from exc
         return self
 
     def __exit__(self, *exc: object) -> None:
         for name in self.names:
             try:
-                self.bus.delete_subscription(name)
+                self.bus.delete_subscription(name)  # False when it was never made
             except Exception as err:  # noqa: BLE001 - it expires by itself; the verdict stands
                 log.warning("could not delete the wait's subscription %s: %s (it expires in a day)", name, err)
 

@@ -133,7 +133,7 @@ class WaitReport:
             tables.append(
                 (
                     "country files",
-                    ["country", "generation", "runs of this backfill", "current", "missing (examples)"],
+                    ["country", "generation", "runs it must hold", "current", "missing (examples)"],
                     files,
                 )
             )

@@ -36,3 +36,12 @@ def test_the_refusal_says_nothing_was_published_and_how_to_fix_it(settings, bus,
     with pytest.raises(NotDelivered, match="nothing was published: run `mmm-backfill setup`") as caught:
         check_delivery(settings, bus)
     assert caught.value.reason == "no_subscription"
+
+
+def test_a_follower_that_cannot_attach_its_subscriptions_is_a_typed_error_and_leaves_none(settings, bus, topology):
+    from producer.follow import Follower, FollowUnavailable
+
+    bus.publisher.delete_topic(request={"topic": bus.topic_path(settings.dead_letter_topic)})
+    with pytest.raises(FollowUnavailable, match="nothing was published"), Follower(settings, bus, "bf1"):
+        pass
+    assert [s for s in bus.topic_subscriptions(settings.event_topic) if "-wait-" in s] == []
