@@ -81,6 +81,17 @@ def enqueue_wait(stack, cli_env, *args: str, timeout: float = 300) -> tuple[int,
     return result.returncode, json.loads(result.stdout), result.stderr
 
 
+def start_wait(env: dict, *args: str, stderr=subprocess.DEVNULL) -> subprocess.Popen:
+    """``mmm-backfill enqueue --wait --json ARGS`` in the background, its report on stdout."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "mmm_backfill", "enqueue", "--wait", "--json", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
+
+
 def country_runs(storage, country: str) -> set[str]:
     found = storage.read(country_summary_name(country))
     return set() if found is None else {entry["run_path"] for entry in json.loads(found[0])["runs"]}
@@ -148,16 +159,7 @@ def test_two_waits_on_different_revisions_each_report_only_their_own_runs(
     paths = bucket_runs(24)
     start_roles(stack)
     env = {**cli_env, **stack.env, "MMM_BACKFILL_LOG_FORMAT": "json"}
-    procs = {
-        revision: subprocess.Popen(
-            [sys.executable, "-m", "mmm_backfill", "enqueue", "--wait", "--json", "--revision", revision],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        for revision in REVISIONS
-    }
+    procs = {revision: start_wait(env, "--revision", revision) for revision in REVISIONS}
     for revision, proc in procs.items():
         out, _ = proc.communicate(timeout=300)
         assert proc.returncode == 0, out
@@ -173,13 +175,7 @@ def test_a_replay_dry_run_beside_a_running_wait_sees_every_dead_letter(
     bucket_runs(1)
     stack.spawn("worker", log_name="worker")  # no aggregator: the wait runs until stopped
     env = {**cli_env, **stack.env, "MMM_BACKFILL_LOG_FORMAT": "json"}
-    wait = subprocess.Popen(
-        [sys.executable, "-m", "mmm_backfill", "enqueue", "--wait", "--json", "--timeout", "90s"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    wait = start_wait(env, "--timeout", "90s")
     try:
 
         def replay_sees_both() -> bool:
@@ -275,13 +271,7 @@ def test_a_stalled_wait_warns_and_finds_in_the_listing_runs_summarised_without_a
         "MMM_BACKFILL_WAIT_PROGRESS_SECONDS": "1",
         "MMM_BACKFILL_WAIT_STALL_SECONDS": "3",
     }
-    wait = subprocess.Popen(
-        [sys.executable, "-m", "mmm_backfill", "enqueue", "--wait", "--json", "--timeout", "2m"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    wait = start_wait(env, "--timeout", "2m", stderr=subprocess.PIPE)
     try:
         assert "backfill progress" in next(line for line in wait.stderr if "backfill progress" in line)
         for path in paths:  # summarised behind the wait's back: no completion event
