@@ -134,10 +134,14 @@ class Claims:
 
 def process_identity(pid: int) -> str | None:
     """``pid-starttime`` of a running process, None when there is none: a pid alone is reused (a
-    restarted container's worker is pid 1 again), its start time since boot is not."""
+    restarted container's worker is pid 1 again), its start time since boot is not. A zombie has
+    ended too: a worker whose pool was killed with it waits, dead, until an init that may be slow
+    to reap reaps it, and its request must not wait with it."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    if fields[0] in ("Z", "X"):  # field 3 of proc(5): zombie, or dead
         return None
     return f"{pid}-{fields[19]}"  # field 22 of proc(5): start time in clock ticks

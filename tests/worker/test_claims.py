@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 from worker.claims import Claim, Claims, process_identity
 
@@ -41,6 +42,25 @@ def test_a_reused_pid_does_not_hide_a_dead_claim(tmp_path):
     stale.write_text(Claim(os.getpid(), b"old").to_json())
     assert process_identity(os.getpid()) != f"{os.getpid()}-1"
     assert [c.data for c in claims.orphans()] == [b"old"]
+
+
+def test_the_claim_of_a_zombie_is_an_orphan(tmp_path):
+    """A worker killed with its pool is a zombie until it is reaped; it holds nothing any more."""
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        while (fields := _stat_fields(zombie.pid))[0] != "Z":
+            time.sleep(0.01)  # exited, not yet reaped: Popen reaps only in wait() or poll()
+        identity = f"{zombie.pid}-{fields[19]}"  # the name its claim had while it ran
+        (tmp_path / f"claim-{identity}.json").write_text(Claim(zombie.pid, b"held").to_json())
+        assert process_identity(zombie.pid) is None
+        assert [c.data for c in Claims(str(tmp_path)).orphans()] == [b"held"]
+    finally:
+        zombie.wait()
+
+
+def _stat_fields(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rsplit(")", 1)[1].split()
 
 
 def test_crashes_are_counted_per_request_and_a_replay_starts_afresh(tmp_path):
