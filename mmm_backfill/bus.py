@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Iterable
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 from google.protobuf import duration_pb2
 
+from mmm_backfill.errors import EmulatorRefused
+from mmm_backfill.lifetimes import Lifetimes, field_value
 from mmm_backfill.retry import transient_retry
 
 log = logging.getLogger(__name__)
@@ -26,6 +29,10 @@ BATCH_MAX_BYTES = 4 * 1024 * 1024
 BATCH_MAX_LATENCY = 0.05
 #: Seconds to wait for one publish confirmation.
 PUBLISH_TIMEOUT = 60.0
+#: The longest the Pub/Sub emulator keeps a message in a subscription (it refuses more).
+EMULATOR_MAX_RETENTION_SECONDS = 7 * 24 * 3600
+#: How the emulator answers a setting it does not support (INVALID_ARGUMENT), where Pub/Sub accepts it.
+EMULATOR_REFUSALS = ("unsupported in the Pub/Sub Emulator", "message_retention_duration out of bounds")
 
 
 @dataclass(frozen=True)
@@ -171,16 +178,22 @@ class Bus:
         min_backoff_seconds: int = 10,
         max_backoff_seconds: int = 600,
         retry_backoff: bool = True,
+        retention_seconds: int | None = None,
     ) -> bool:
         """Create ``subscription`` on ``topic`` if missing (with dead-letter and retry policies).
 
-        Without ``retry_backoff`` a nacked message is redelivered at once (Pub/Sub's default).
+        It never expires (an expiration policy without a ttl). Without ``retry_backoff`` a nacked
+        message is redelivered at once (Pub/Sub's default). ``retention_seconds`` keeps unacked
+        messages that long instead of Pub/Sub's 7 days; the emulator keeps them at most 7 days.
         """
         request: dict = {
             "name": self.subscription_path(subscription),
             "topic": self.topic_path(topic),
             "ack_deadline_seconds": ack_deadline_seconds,
+            "expiration_policy": {},
         }
+        if retention_seconds:
+            request["message_retention_duration"] = duration_pb2.Duration(seconds=retention_seconds)
         if retry_backoff:
             request["retry_policy"] = {
                 "minimum_backoff": duration_pb2.Duration(seconds=min_backoff_seconds),
@@ -192,23 +205,56 @@ class Bus:
                 "max_delivery_attempts": max_delivery_attempts,
             }
         try:
-            self.subscriber.create_subscription(request=request)
+            self._create_subscription(request)
             return True
         except gexc.AlreadyExists:
             return False
 
+    def _create_subscription(self, request: dict) -> None:
+        try:
+            self.subscriber.create_subscription(request=request)
+        except gexc.InvalidArgument as exc:
+            if not _emulator_refused(exc) or "message_retention_duration" not in request:
+                raise
+            log.warning(
+                "the Pub/Sub emulator keeps messages at most %d days: %s keeps them that long",
+                EMULATOR_MAX_RETENTION_SECONDS // 86400,
+                request["name"].rsplit("/", 1)[-1],
+            )
+            retention = duration_pb2.Duration(seconds=EMULATOR_MAX_RETENTION_SECONDS)
+            self.subscriber.create_subscription(request={**request, "message_retention_duration": retention})
+
     @transient_retry
-    def drop_retry_policy(self, subscription: str) -> bool:
-        """Remove the subscription's retry policy (nacks redeliver at once); True when it had one."""
-        if "retry_policy" not in self.get_subscription(subscription):
-            return False
-        self.subscriber.update_subscription(
-            request={
-                "subscription": {"name": self.subscription_path(subscription)},
-                "update_mask": {"paths": ["retry_policy"]},
-            }
+    def lifetimes(self, subscription: str) -> Lifetimes:
+        """The subscription's ack deadline, retention, expiry and retry policy, as plain data."""
+        found = self.get_subscription(subscription)
+        # No policy at all is Pub/Sub's default, which expires; the emulator returns none for it.
+        expires = "expiration_policy" not in found or found.expiration_policy.ttl.total_seconds() > 0
+        return Lifetimes(
+            ack_deadline_seconds=found.ack_deadline_seconds,
+            retention_seconds=int(found.message_retention_duration.total_seconds()),
+            expires=expires,
+            retry_backoff="retry_policy" in found,
         )
-        return True
+
+    @transient_retry
+    def set_lifetime(self, subscription: str, field: str, wanted: Lifetimes) -> None:
+        """Set ``field`` of the subscription to its value in ``wanted``, in place: its messages stay.
+
+        Raises EmulatorRefused where the emulator does not support the change (an expiry, a
+        retention over 7 days), which Pub/Sub itself makes.
+        """
+        try:
+            self.subscriber.update_subscription(
+                request={
+                    "subscription": {"name": self.subscription_path(subscription), **field_value(field, wanted)},
+                    "update_mask": {"paths": [field]},
+                }
+            )
+        except gexc.InvalidArgument as exc:
+            if _emulator_refused(exc):
+                raise EmulatorRefused(exc.message) from exc
+            raise
 
     @transient_retry
     def get_subscription(self, subscription: str) -> pubsub_v1.types.Subscription:
@@ -264,3 +310,8 @@ class Bus:
             self.immediate.stop()
         finally:
             self.subscriber.close()
+
+
+def _emulator_refused(exc: gexc.InvalidArgument) -> bool:
+    """True when the emulator refused a setting it lacks (never on Pub/Sub itself)."""
+    return bool(os.environ.get("PUBSUB_EMULATOR_HOST")) and any(r in str(exc.message) for r in EMULATOR_REFUSALS)

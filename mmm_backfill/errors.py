@@ -20,6 +20,12 @@ class TransientError(BackfillError):
     reason = "transient"
 
 
+class EmulatorRefused(BackfillError):
+    """The local Pub/Sub emulator does not support a setting that Pub/Sub itself accepts."""
+
+    reason = "emulator_refused"
+
+
 class InvalidRunPath(PermanentError):
     """A path does not follow ``robyn/{revision}/{country}/{timestamp}``."""
 

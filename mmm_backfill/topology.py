@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from mmm_backfill.bus import Bus
 from mmm_backfill.config import Settings
+from mmm_backfill.errors import EmulatorRefused
+from mmm_backfill.lifetimes import MAX_RETENTION_SECONDS, Lifetimes, stale_fields
 from mmm_backfill.stopping import StopRequest
 from mmm_backfill.storage import Storage
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,15 +44,27 @@ class SetupReport:
         return [(title, ["kind", "name", "state"], rows)]
 
 
+#: How long the replay subscription keeps a dead letter: the longest Pub/Sub allows (31 days, against
+#: a default of 7), as ``replay`` may come weeks after a failure. After that Pub/Sub drops the letter
+#: and its run shows as ``missing`` in ``status``, so the next ``enqueue`` requests it again.
+DEAD_LETTER_RETENTION_SECONDS = MAX_RETENTION_SECONDS
+#: Ack deadline of the replay and aggregator subscriptions: their consumers ack within seconds.
+SHORT_ACK_DEADLINE_SECONDS = 60
+
+
 def setup_topology(
     settings: Settings, bus: Bus, storage: Storage | None = None, stop: StopRequest | None = None
 ) -> list[Resource]:
     """Ensure every topic and subscription exists; create the bucket only on the storage emulator.
 
-    Existing resources keep their policies, but for one: the replay subscription must have no retry
-    policy, because replay hands back what it does not republish and must see it again at once
-    (with a backoff, each hand-back hid a dead letter from the next replay for 10 s and more).
-    A ``stop`` request ends setup between two resources; the list says what was done.
+    Subscriptions never expire (a backfill may sit idle for weeks). Those an older setup made are
+    brought up to date in place, their messages kept: no expiry, the ack deadline of these settings,
+    the dead letters' retention, and no retry policy on the replay subscription, because replay hands
+    back what it does not republish and must see it again at once (with a backoff, each hand-back hid
+    a dead letter from the next replay for 10 s and more). Other policies stay as they were made.
+    What the Pub/Sub emulator cannot change (an expiry, a retention over 7 days) is logged, one line
+    each, and setup goes on. A ``stop`` request ends setup between two resources; the list says what
+    was done.
     """
     done: list[Resource] = []
     for step in _steps(settings, bus, storage):
@@ -62,33 +80,29 @@ def _steps(settings: Settings, bus: Bus, storage: Storage | None) -> list[Callab
         lambda t=t: Resource("topic", t, bus.ensure_topic(t))
         for t in (s.request_topic, s.dead_letter_topic, s.event_topic)
     ]
+    backoff = {"min_backoff_seconds": s.retry_min_backoff_seconds, "max_backoff_seconds": s.retry_max_backoff_seconds}
     steps.append(
-        lambda: Resource(
-            "subscription",
+        lambda: _subscription(
+            bus,
             s.request_subscription,
-            bus.ensure_subscription(
-                s.request_subscription,
-                s.request_topic,
-                ack_deadline_seconds=s.ack_deadline_seconds,
-                dead_letter_topic=s.dead_letter_topic,
-                max_delivery_attempts=s.max_delivery_attempts,
-                min_backoff_seconds=s.retry_min_backoff_seconds,
-                max_backoff_seconds=s.retry_max_backoff_seconds,
-            ),
+            s.request_topic,
+            Lifetimes(s.ack_deadline_seconds),
+            dead_letter_topic=s.dead_letter_topic,
+            max_delivery_attempts=s.max_delivery_attempts,
+            **backoff,
         )
     )
-    steps.append(lambda: _replay_subscription(s, bus))
     steps.append(
-        lambda: Resource(
-            "subscription",
-            s.event_subscription,
-            bus.ensure_subscription(
-                s.event_subscription,
-                s.event_topic,
-                ack_deadline_seconds=60,
-                min_backoff_seconds=s.retry_min_backoff_seconds,
-                max_backoff_seconds=s.retry_max_backoff_seconds,
-            ),
+        lambda: _subscription(
+            bus,
+            s.dead_letter_subscription,
+            s.dead_letter_topic,
+            Lifetimes(SHORT_ACK_DEADLINE_SECONDS, DEAD_LETTER_RETENTION_SECONDS, retry_backoff=False),
+        )
+    )
+    steps.append(
+        lambda: _subscription(
+            bus, s.event_subscription, s.event_topic, Lifetimes(SHORT_ACK_DEADLINE_SECONDS), **backoff
         )
     )
     if storage is not None and os.environ.get("STORAGE_EMULATOR_HOST"):
@@ -96,7 +110,25 @@ def _steps(settings: Settings, bus: Bus, storage: Storage | None) -> list[Callab
     return steps
 
 
-def _replay_subscription(s: Settings, bus: Bus) -> Resource:
-    name = s.dead_letter_subscription
-    created = bus.ensure_subscription(name, s.dead_letter_topic, ack_deadline_seconds=60, retry_backoff=False)
-    return Resource("subscription", name, created, updated=not created and bus.drop_retry_policy(name))
+def _subscription(bus: Bus, name: str, topic: str, wanted: Lifetimes, **policies: Any) -> Resource:
+    created = bus.ensure_subscription(
+        name,
+        topic,
+        ack_deadline_seconds=wanted.ack_deadline_seconds,
+        retry_backoff=wanted.retry_backoff,
+        retention_seconds=wanted.retention_seconds or None,
+        **policies,
+    )
+    return Resource("subscription", name, created, updated=not created and _bring_up_to_date(bus, name, wanted))
+
+
+def _bring_up_to_date(bus: Bus, name: str, wanted: Lifetimes) -> bool:
+    """Change in place what an older setup made otherwise; True when anything changed."""
+    changed = False
+    for field in stale_fields(bus.lifetimes(name), wanted):
+        try:
+            bus.set_lifetime(name, field, wanted)
+            changed = True
+        except EmulatorRefused as exc:
+            log.warning("%s keeps its %s: the Pub/Sub emulator cannot change it (%s)", name, field, exc)
+    return changed

@@ -11,29 +11,33 @@ locals {
 
   # The workers' and the aggregator's subscriptions are redelivered with backoff 10-600 s after a
   # nack; only the workers' one dead-letters (after 5 deliveries) and holds a run for 600 s before the
-  # lease must be renewed. The replay subscription has no retry policy: with one, every dead letter
-  # that `replay --dry-run` hands back would stay hidden from the next replay for up to 10 minutes.
+  # lease must be renewed. The replay subscription has no retry policy: with one,
+  # every dead letter that `replay --dry-run` hands back would stay hidden from the next replay for
+  # up to 10 minutes. It keeps a dead letter 31 days, the longest Pub/Sub allows (others: 7 days).
   subscriptions = {
     workers = {
-      name                  = "summary-requests-workers"
-      topic                 = "requests"
-      ack_deadline_seconds  = 600
-      max_delivery_attempts = 5
-      retry_backoff         = true
+      name                       = "summary-requests-workers"
+      topic                      = "requests"
+      ack_deadline_seconds       = 600
+      max_delivery_attempts      = 5
+      retry_backoff              = true
+      message_retention_duration = null
     }
     dead_letter_replay = {
-      name                  = "summary-requests-dead-replay"
-      topic                 = "dead_letter"
-      ack_deadline_seconds  = 60
-      max_delivery_attempts = null
-      retry_backoff         = false
+      name                       = "summary-requests-dead-replay"
+      topic                      = "dead_letter"
+      ack_deadline_seconds       = 60
+      max_delivery_attempts      = null
+      retry_backoff              = false
+      message_retention_duration = "2678400s"
     }
     aggregator = {
-      name                  = "summary-events-aggregator"
-      topic                 = "events"
-      ack_deadline_seconds  = 60
-      max_delivery_attempts = null
-      retry_backoff         = true
+      name                       = "summary-events-aggregator"
+      topic                      = "events"
+      ack_deadline_seconds       = 60
+      max_delivery_attempts      = null
+      retry_backoff              = true
+      message_retention_duration = null
     }
   }
   retry_minimum_backoff = "10s"
@@ -47,10 +51,11 @@ resource "google_pubsub_topic" "this" {
 }
 
 resource "google_pubsub_subscription" "this" {
-  for_each             = local.subscriptions
-  name                 = each.value.name
-  topic                = google_pubsub_topic.this[each.value.topic].id
-  ack_deadline_seconds = each.value.ack_deadline_seconds
+  for_each                   = local.subscriptions
+  name                       = each.value.name
+  topic                      = google_pubsub_topic.this[each.value.topic].id
+  ack_deadline_seconds       = each.value.ack_deadline_seconds
+  message_retention_duration = each.value.message_retention_duration
 
   dynamic "retry_policy" {
     for_each = each.value.retry_backoff ? [1] : []

@@ -15,7 +15,7 @@ from deploy_roles import ROLE_ACCOUNTS
 from test_manifests import RENDERED, named
 
 from mmm_backfill.config import Settings
-from mmm_backfill.topology import setup_topology
+from mmm_backfill.topology import DEAD_LETTER_RETENTION_SECONDS, setup_topology
 
 TERRAFORM = Path(__file__).resolve().parents[2] / "terraform"
 
@@ -94,16 +94,36 @@ def test_subscriptions_have_the_names_and_delivery_settings_setup_creates():
             "dead_letter_topic": LOCALS["topics"]["dead_letter"] if sub["max_delivery_attempts"] else None,
             "max_delivery_attempts": sub["max_delivery_attempts"] or asked.get("max_delivery_attempts", 5),
             "retry_backoff": sub["retry_backoff"],
+            "retention_seconds": seconds_of(sub["message_retention_duration"]),
         }
         if sub["retry_backoff"]:
             declared[sub["name"]]["min_backoff_seconds"] = int(LOCALS["retry_minimum_backoff"].removesuffix("s"))
             declared[sub["name"]]["max_backoff_seconds"] = int(LOCALS["retry_maximum_backoff"].removesuffix("s"))
-        expected = {"dead_letter_topic": None, "max_delivery_attempts": 5, "retry_backoff": True, **asked}
+        expected = {
+            "dead_letter_topic": None,
+            "max_delivery_attempts": 5,
+            "retry_backoff": True,
+            "retention_seconds": None,
+            **asked,
+        }
         if expected["retry_backoff"]:
             expected.setdefault("min_backoff_seconds", 10)
             expected.setdefault("max_backoff_seconds", 600)
         assert declared[sub["name"]] == expected, sub["name"]
     assert set(declared) == set(bus.subscriptions)
+
+
+def seconds_of(duration: str | None) -> int | None:
+    """``"2678400s"`` → 2678400; None (the provider's default) stays None."""
+    return None if duration is None else int(duration.removesuffix("s"))
+
+
+def test_no_subscription_expires_and_each_keeps_messages_as_long_as_setup_asks():
+    subscription = RESOURCES["google_pubsub_subscription"]["this"]
+    assert subscription["expiration_policy"] == {"ttl": ""}
+    assert subscription["message_retention_duration"] == "${each.value.message_retention_duration}"
+    replay = LOCALS["subscriptions"]["dead_letter_replay"]
+    assert seconds_of(replay["message_retention_duration"]) == DEAD_LETTER_RETENTION_SECONDS == 31 * 24 * 3600
 
 
 def test_subscriptions_resource_applies_the_dead_letter_and_retry_policies():
