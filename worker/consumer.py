@@ -7,7 +7,6 @@ whole backlog while the others idle. Pulling one at a time spreads runs evenly o
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
@@ -22,7 +21,7 @@ from worker.claims import Claim, Claims
 from worker.handler import Handler, remove_stale_temp_dirs
 from worker.lease import Lease
 from worker.rbridge import RSession
-from worker.recovery import Deadline, crashed_too_often, give_up, recover_orphans
+from worker.recovery import Deadline, crashed_too_often, give_up_or_return, recover_orphans
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +108,7 @@ def _process(settings: Settings, bus: Bus, handler: Handler, claims: Claims, mes
     claim = Claim(os.getpid(), message.data, message.attributes, message.ack_id, message.attributes.get("run_path"))
     crashed = crashed_too_often(claims, settings, claim)
     if crashed is not None:
-        with contextlib.suppress(Exception):  # not acked: it comes back and is given up then
-            give_up(bus, settings, handler.worker_id, crashed, claim)
+        give_up_or_return(bus, settings, handler.worker_id, crashed, claim)
         return
     lease = min(settings.ack_deadline_seconds, MAX_LEASE_SECONDS)
     deadline = Deadline(claims, bus, settings, handler.worker_id, claim)

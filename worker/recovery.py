@@ -37,6 +37,26 @@ def give_up(bus: Bus, settings: Settings, worker_id: str, exc: PermanentError, c
         bus.ack(settings.request_subscription, [claim.ack_id])
 
 
+def give_up_or_return(bus: Bus, settings: Settings, worker_id: str, exc: PermanentError, claim: Claim) -> str:
+    """``give_up``, or, when the dead letter cannot be published, nack the request: ``dead_lettered`` or ``retry``.
+
+    Nacked, it comes back after the subscription's retry backoff and is given up then, instead of
+    waiting out its ack deadline unseen.
+    """
+    try:
+        give_up(bus, settings, worker_id, exc, claim)
+        return "dead_lettered"
+    except Exception as publish_exc:  # noqa: BLE001 - returned to the queue, not lost
+        log.error(
+            "dead-letter publish failed: %s; the request goes back to the queue",
+            publish_exc,
+            extra={"run_path": claim.run_path, "reason": exc.reason},
+        )
+        with contextlib.suppress(Exception):  # else its ack deadline lapses and Pub/Sub redelivers it
+            bus.nack(settings.request_subscription, [claim.ack_id])
+        return "retry"
+
+
 def settle(claims: Claims, bus: Bus, settings: Settings, worker_id: str, claim: Claim) -> str:
     """Decide and act on a request whose process is gone: ``retry`` or ``dead_lettered``."""
     if claim.timed_out:
