@@ -391,7 +391,6 @@ def demo(settings: Settings, runs, seed_from, workers, keep, refresh, as_json) -
         bucket="mmm-demo-runs",
         retry_min_backoff_seconds=1,
         retry_max_backoff_seconds=5,
-        ack_deadline_seconds=60,
         coalesce_seconds=1.0,
     )
     result = run_demo(settings, runs=runs, workers=workers, seed_from=seed_from, keep=keep, refresh=refresh)

@@ -61,7 +61,10 @@ class Settings:
     dead_letter_topic / dead_letter_subscription: failed requests and the replay subscription.
     event_topic / event_subscription: completion events and the aggregator's subscription.
     max_delivery_attempts: deliveries before Pub/Sub dead-letters a request (5-100).
-    ack_deadline_seconds: initial lease of a request; the client extends it while a run is in work.
+    ack_deadline_seconds: the workers' subscription's ack deadline (``setup``): how long a pulled
+        request stays with its worker unless renewed. Workers renew their lease of it every half
+        that time while a run is in work, so it also bounds how long the request of a worker that
+        died (or was being handed one) waits to be redelivered. Default 60 s (10-600).
     retry_min_backoff_seconds / retry_max_backoff_seconds: Pub/Sub's redelivery backoff after a nack.
     max_rds_bytes / max_rds_serialized_bytes: cost bounds for one RDS file (bytes on disk, decompressed).
     max_rds_depth / max_rds_string_bytes / max_rds_altrep_length / max_rds_memory_bytes / max_models:
@@ -90,7 +93,7 @@ class Settings:
     event_topic: str = "summary-events"
     event_subscription: str = "summary-events-aggregator"
     max_delivery_attempts: int = 5
-    ack_deadline_seconds: int = 600
+    ack_deadline_seconds: int = 60
     retry_min_backoff_seconds: int = 10
     retry_max_backoff_seconds: int = 600
     max_rds_bytes: int = RdsLimits.max_file_bytes

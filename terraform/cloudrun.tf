@@ -15,6 +15,7 @@ locals {
     MMM_BACKFILL_DEAD_LETTER_SUBSCRIPTION = local.subscriptions.dead_letter_replay.name
     MMM_BACKFILL_EVENT_TOPIC              = local.topics.events
     MMM_BACKFILL_EVENT_SUBSCRIPTION       = local.subscriptions.aggregator.name
+    MMM_BACKFILL_ACK_DEADLINE_SECONDS     = tostring(local.subscriptions.workers.ack_deadline_seconds)
     MMM_BACKFILL_LOG_FORMAT               = "json"
   }
 

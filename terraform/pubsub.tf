@@ -10,15 +10,16 @@ locals {
   }
 
   # The workers' and the aggregator's subscriptions are redelivered with backoff 10-600 s after a
-  # nack; only the workers' one dead-letters (after 5 deliveries) and holds a run for 600 s before the
-  # lease must be renewed. The replay subscription has no retry policy: with one,
+  # nack; only the workers' one dead-letters (after 5 deliveries). Its ack deadline is the workers'
+  # lease: they renew it every 30 s while a run is in work, so a request a dead worker held (or was
+  # being handed) is back within a minute. The replay subscription has no retry policy: with one,
   # every dead letter that `replay --dry-run` hands back would stay hidden from the next replay for
   # up to 10 minutes. It keeps a dead letter 31 days, the longest Pub/Sub allows (others: 7 days).
   subscriptions = {
     workers = {
       name                       = "summary-requests-workers"
       topic                      = "requests"
-      ack_deadline_seconds       = 600
+      ack_deadline_seconds       = 60
       max_delivery_attempts      = 5
       retry_backoff              = true
       message_retention_duration = null

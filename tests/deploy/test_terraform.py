@@ -282,6 +282,11 @@ def test_cloud_run_job_command_lines_use_real_subcommands_and_options(job, check
 
 def resolve_locals(value: str) -> str:
     value = re.sub(r"\$\{local\.topics\.(\w+)\}", lambda m: LOCALS["topics"][m.group(1)], value)
+    value = re.sub(
+        r"\$\{tostring\(local\.subscriptions\.(\w+)\.(\w+)\)\}",
+        lambda m: str(LOCALS["subscriptions"][m.group(1)][m.group(2)]),
+        value,
+    )
     return re.sub(
         r"\$\{local\.subscriptions\.(\w+)\.name\}", lambda m: LOCALS["subscriptions"][m.group(1)]["name"], value
     )
@@ -294,6 +299,13 @@ def test_cloud_run_environment_is_the_k8s_configmap():
     for key, value in config.items():
         if key not in ("MMM_BACKFILL_PROJECT", "MMM_BACKFILL_BUCKET"):
             assert resolve_locals(env[key]) == value, key
+
+
+def test_the_workers_lease_is_the_ack_deadline_of_their_subscription_everywhere():
+    config = named(RENDERED["overlays/example"], "ConfigMap", "mmm-backfill-config")["data"]
+    deadline = LOCALS["subscriptions"]["workers"]["ack_deadline_seconds"]
+    assert int(config["MMM_BACKFILL_ACK_DEADLINE_SECONDS"]) == deadline == Settings().ack_deadline_seconds
+    assert resolve_locals(LOCALS["app_env"]["MMM_BACKFILL_ACK_DEADLINE_SECONDS"]) == str(deadline)
 
 
 def test_crema_scales_the_worker_pool_with_the_prometheus_scaler_trigger_of_k8s():
