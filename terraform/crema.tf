@@ -61,6 +61,12 @@ resource "google_parameter_manager_parameter_version" "crema" {
   parameter_version_id = "v-${substr(sha256(yamlencode(local.crema_config)), 0, 12)}"
   parameter            = google_parameter_manager_parameter.crema[0].id
   parameter_data       = yamlencode(local.crema_config)
+
+  # The new version exists before CREMA is pointed at it and the old one goes: a configuration
+  # change never leaves CREMA naming a deleted version.
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 resource "google_cloud_run_v2_service" "crema" {

@@ -12,6 +12,7 @@ from pathlib import Path
 import hcl2
 import pytest
 from deploy_roles import ROLE_ACCOUNTS
+from packaging.specifiers import SpecifierSet
 from test_manifests import RENDERED, named
 
 from mmm_backfill.config import Settings
@@ -330,6 +331,30 @@ def test_the_worker_pool_count_belongs_to_crema():
     pool = RESOURCES["google_cloud_run_v2_worker_pool"]["worker"]
     assert pool["scaling"]["scaling_mode"] == "MANUAL"
     assert pool["lifecycle"]["ignore_changes"] == ["${scaling[0].manual_instance_count}"]
+
+
+def google_provider_constraint() -> SpecifierSet:
+    (block,) = hcl2.loads((TERRAFORM / "versions.tf").read_text())["terraform"]
+    return SpecifierSet(unwrap(block["required_providers"])["google"]["version"])
+
+
+@pytest.mark.parametrize(
+    ("version", "allowed"),
+    [
+        ("6.46.0", False),  # manual_instance_count = 0 dropped from the request
+        ("7.17.0", False),  # a permanent diff on scaling[0].scaling_mode (provider issue 25580)
+        ("7.18.0", True),
+        ("7.99.0", True),
+        ("8.0.0", False),
+    ],
+)
+def test_the_google_provider_is_one_that_handles_worker_pools(version, allowed):
+    assert google_provider_constraint().contains(version) is allowed
+
+
+def test_a_new_crema_configuration_exists_before_the_old_one_is_deleted():
+    version = RESOURCES["google_parameter_manager_parameter_version"]["crema"]
+    assert version["lifecycle"]["create_before_destroy"] is True
 
 
 def test_docs_walk_through_terraform_for_both_paths():
