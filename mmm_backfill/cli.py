@@ -310,6 +310,10 @@ def replay(settings: Settings, project, bucket, limit, country, revision, dry_ru
 
     A run already replayed max_replays times [env MMM_BACKFILL_MAX_REPLAYS, default 3] is left in
     the dead letters and reported as exhausted.
+
+    A dead letter is kept 31 days after it was dead-lettered (the replay subscription's retention,
+    the longest Pub/Sub allows; the emulator keeps 7). Then Pub/Sub drops it: its run shows as
+    missing in `status`, and the next `enqueue` requests it again.
     """
     from mmm_backfill.stopping import StopRequest
     from producer.replay import replay as run_replay

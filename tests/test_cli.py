@@ -70,3 +70,11 @@ def test_missing_output_collect_is_reported(tmp_path):
 @pytest.mark.parametrize("args", [[], ["--output-collect", "x.RDS"]])
 def test_incomplete_arguments_are_a_usage_error(args):
     assert run("summarize", *args).returncode == 2
+
+
+def test_replay_help_says_how_long_a_dead_letter_is_kept_and_what_becomes_of_its_run():
+    from mmm_backfill.topology import DEAD_LETTER_RETENTION_SECONDS
+
+    text = " ".join(run("replay", "--help").stdout.split())
+    assert f"kept {DEAD_LETTER_RETENTION_SECONDS // 86400} days after it was dead-lettered" in text
+    assert "missing in `status`" in text and "the next `enqueue` requests it again" in text
