@@ -35,6 +35,11 @@ EMULATOR_MAX_RETENTION_SECONDS = 7 * 24 * 3600
 EMULATOR_REFUSALS = ("unsupported in the Pub/Sub Emulator", "message_retention_duration out of bounds")
 
 
+def _emulator_refused(exc: gexc.InvalidArgument) -> bool:
+    """True when the emulator refused a setting it lacks (never on Pub/Sub itself)."""
+    return bool(os.environ.get("PUBSUB_EMULATOR_HOST")) and any(r in str(exc.message) for r in EMULATOR_REFUSALS)
+
+
 @dataclass(frozen=True)
 class Received:
     """A message pulled synchronously (replay): its body, attributes and ack id."""
@@ -224,7 +229,6 @@ class Bus:
             retention = duration_pb2.Duration(seconds=EMULATOR_MAX_RETENTION_SECONDS)
             self.subscriber.create_subscription(request={**request, "message_retention_duration": retention})
 
-    @transient_retry
     def lifetimes(self, subscription: str) -> Lifetimes:
         """The subscription's ack deadline, retention, expiry and retry policy, as plain data."""
         found = self.get_subscription(subscription)
@@ -310,8 +314,3 @@ class Bus:
             self.immediate.stop()
         finally:
             self.subscriber.close()
-
-
-def _emulator_refused(exc: gexc.InvalidArgument) -> bool:
-    """True when the emulator refused a setting it lacks (never on Pub/Sub itself)."""
-    return bool(os.environ.get("PUBSUB_EMULATOR_HOST")) and any(r in str(exc.message) for r in EMULATOR_REFUSALS)
