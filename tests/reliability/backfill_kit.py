@@ -66,6 +66,22 @@ class Figure:
     note: str = ""
 
 
+def backfill_figure(
+    scenario: str, summaries: dict, writes: dict, watcher: BucketWatcher, roles: Roles, seconds: float, note: str = ""
+) -> Figure:
+    """The row of a backfill: runs without a summary, written more than once or replaced, corrupt versions seen."""
+    return Figure(
+        scenario,
+        len(summaries),
+        lost=sum(1 for found in summaries.values() if found is None),
+        duplicated=sum(1 for run_writes in writes.values() if len(run_writes) > 1) + len(watcher.replaced()),
+        corrupt=len(watcher.problems),
+        retries=roles.retries(),
+        seconds=seconds,
+        note=note,
+    )
+
+
 def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.2) -> None:
     """``mmm_backfill.testing.wait_for``, failing with AssertionError naming ``what`` after ``timeout`` seconds."""
     if not testing.wait_for(predicate, timeout, interval):
@@ -152,7 +168,8 @@ class Roles:
         self.started: list[Role] = []
         logdir.mkdir(parents=True, exist_ok=True)
 
-    def start(self, role: str, *args: str, **extra_env: str) -> Role:
+    def start(self, role: str, *args: str, own_group: bool = False, **extra_env: str) -> Role:
+        """Start ``role``; with ``own_group`` in a process group of its own, for ``kill_group``."""
         log_path = self.logdir / f"{role}-{len(self.started)}.log"
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
@@ -161,6 +178,7 @@ class Roles:
                 cwd=REPO,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=own_group,
             )
         self.started.append(Role(role, proc, log_path))
         return self.started[-1]
@@ -182,6 +200,12 @@ class Roles:
     def kill(role: Role) -> None:
         """SIGKILL, then reap: a zombie would still look alive to the stale-folder check."""
         role.proc.send_signal(signal.SIGKILL)
+        role.proc.wait(timeout=STOP_TIMEOUT)
+
+    @staticmethod
+    def kill_group(role: Role) -> None:
+        """SIGKILL to the process and every child (a role started with ``own_group``): a pod lost at once."""
+        os.killpg(role.pid, signal.SIGKILL)
         role.proc.wait(timeout=STOP_TIMEOUT)
 
     @staticmethod
@@ -284,14 +308,16 @@ class BucketWatcher:
     """Polls the bucket while a scenario runs and reads every version of every run summary it sees.
 
     Catches what a final look cannot: a summary that existed half-written, or was replaced.
-    ``generations`` maps each summary's name to the generations observed; ``problems`` lists
-    every version that was not a complete summary.
+    ``generations`` maps each summary's name to the generations observed; ``first_seen`` to when
+    (``time.monotonic()``) it was first listed; ``problems`` lists every version that was not a
+    complete summary.
     """
 
     def __init__(self, settings: Settings, interval: float = 0.1, max_seconds: float = 300.0) -> None:
         self.storage = Storage(settings.project, settings.bucket)
         self.interval, self.max_seconds = interval, max_seconds
         self.generations: dict[str, set[int]] = {}
+        self.first_seen: dict[str, float] = {}
         self.problems: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bucket-watcher", daemon=True)
@@ -314,6 +340,7 @@ class BucketWatcher:
         for obj in self.storage.list("robyn/"):
             if not obj.name.endswith(f"/{RUN_SUMMARY_NAME}"):
                 continue
+            self.first_seen.setdefault(obj.name, time.monotonic())
             seen = self.generations.setdefault(obj.name, set())
             if obj.generation in seen:
                 continue

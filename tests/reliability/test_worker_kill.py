@@ -7,8 +7,8 @@ import time
 import pytest
 from backfill_kit import (
     BucketWatcher,
-    Figure,
     Roles,
+    backfill_figure,
     publish_requests,
     read_summaries,
     temp_run_dirs,
@@ -69,18 +69,8 @@ def test_sigkilled_workers_leave_each_run_summarised_once_and_no_temp_space(
     claims_left = sorted(p.name for p in (run_tmp / FOLDER).glob("claim-*"))
     summaries = read_summaries(storage, RUNS)
     writes = {run: proxy.writes_of(run.summary_name) for run in RUNS}
-    figures.add(
-        Figure(
-            "worker SIGKILL mid-run",
-            len(RUNS),
-            lost=sum(1 for found in summaries.values() if found is None),
-            duplicated=sum(1 for run in RUNS if len(writes[run]) > 1) + len(watcher.replaced()),
-            corrupt=len(watcher.problems),
-            retries=roles.retries(),
-            seconds=seconds,
-            note=f"{len(killed)} kills mid-run; temp folders left: {len(left)}",
-        )
-    )
+    note = f"{len(killed)} kills mid-run; temp folders left: {len(left)}"
+    figures.add(backfill_figure("worker SIGKILL mid-run", summaries, writes, watcher, roles, seconds, note))
 
     assert len(killed) == KILLS, f"only {len(killed)} workers caught mid-run"
     assert not watcher.problems, watcher.problems
