@@ -67,7 +67,7 @@ def test_a_pool_killed_three_times_leaves_every_run_summarised_once_soon_after_t
         except AssertionError as exc:
             raise AssertionError(f"{exc}; {len(watcher.first_seen)} of {len(RUNS)}\n{roles.tail()}") from None
         codes = roles.stop_all()
-    tap.drain(expect=len(RUNS))
+    tap.drain()
     summaries = read_summaries(storage, RUNS)
     writes = {run: proxy.writes_of(run.summary_name) for run in RUNS}
     tail = max(watcher.first_seen.values()) - kills[-1]
@@ -79,6 +79,8 @@ def test_a_pool_killed_three_times_leaves_every_run_summarised_once_soon_after_t
     assert not watcher.problems, watcher.problems
     assert not watcher.replaced()
     for run in RUNS:
-        assert writes[run] == [summaries[run][1]], f"{run}: written {len(writes[run])} times"
-        assert tap.outcomes(run)["created"] == 1, run
+        generation = summaries[run][1]
+        assert writes[run] == [generation], f"{run}: written {len(writes[run])} times"
+        # a kill between the write and its event leaves the redelivery to report already_existed
+        assert tap.outcomes(run)["created"] <= 1 and tap.generations(run) == {generation}, run
     assert set(codes.values()) == {0}, roles.tail()
