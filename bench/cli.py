@@ -75,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--latency-paths",
         default="sequential,prefetch",
-        help="latency: worker code paths to compare (sequential: prefetch off, one stream; prefetch: default)",
+        help="latency: worker code paths to compare, of sequential, concurrent, unsliced, prefetch (bench/latency.py)",
     )
     p.add_argument(
         "--no-latency-spread", dest="latency_spread", action="store_false", help="latency: skip the 2-process spread"

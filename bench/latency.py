@@ -1,12 +1,14 @@
 """Throughput per worker process at loopback and at cloud latency (``bench.shaper`` before the storage).
 
-On the real sample runs (cycled) and on generated runs of ``--size-mb``, a one-process pool is
-timed twice per code path: storage straight on loopback, and storage behind the shaper (delay per
-request, rate per connection). Code paths are worker settings: ``sequential`` is one request at a
-time with its files fetched one after another (prefetch off), ``prefetch`` is the default. Every
-ratio compares measurements of the same benchmark run; each measurement's best round counts. A
-two-process pool on the shaped samples shows how evenly runs spread (runs per process, and how long
-the first process to finish sat idle before the last one finished).
+On the real sample runs (cycled) and on generated runs of ``--size-mb`` (one bucket each, its
+summaries removed after every measurement), a one-process pool is timed twice per code path:
+storage straight on loopback, and storage behind the shaper (delay per request, rate per
+connection). Code paths are worker settings: ``sequential`` is one request at a time with its
+files fetched one after another, ``concurrent`` fetches them at once but nothing ahead,
+``unsliced`` is the default without ranged slices of large files, ``prefetch`` is the default. Every ratio compares
+measurements of the same benchmark run; each measurement's best round counts. A two-process pool
+on the shaped samples shows how evenly runs spread (runs per process, and how long the first
+process to finish sat idle before the last one finished).
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ from bench.data import lay_out_runs
 from bench.env import Shaper, start_gcs, storage_host
 from bench.pool import measure_pool
 from mmm_backfill.config import Settings
-from mmm_backfill.runpath import OUTPUT_COLLECT
+from mmm_backfill.runpath import OUTPUT_COLLECT, RUN_SUMMARY_NAME, RUNS_ROOT
 from mmm_backfill.samples import sample_run_dirs
+from mmm_backfill.storage import Storage
 
 #: Worker settings of each code path (environment of the pool).
 PATHS = {
     "sequential": {"MMM_BACKFILL_PREFETCH": "0", "MMM_BACKFILL_FETCH_STREAMS": "1"},
+    "concurrent": {"MMM_BACKFILL_PREFETCH": "0"},
+    "unsliced": {"MMM_BACKFILL_SLICE_BYTES": "0"},
     "prefetch": {},
 }
 MODES = ("loopback", "shaped")
@@ -55,8 +60,8 @@ class Latency:
         self.paths = [p for p in args.latency_paths if p in PATHS]
         self.uid = uuid.uuid4().hex[:6]
 
-    def bucket(self, *parts: object) -> str:
-        return "-".join(["bench-lat", *map(str, parts), self.uid])
+    def bucket(self, name: str) -> str:
+        return f"bench-lat-{name}-{self.uid}"
 
     def jobs(self) -> list[tuple[str, str, str, int, int]]:
         """(data set, path, mode, workers, round) of every measurement, rounds interleaved."""
@@ -72,8 +77,8 @@ class Latency:
     def measure(self) -> dict[str, Any]:
         a, data = self.args, self.workdir / "latency-data"
         jobs = self.jobs()
-        for name, path, mode, workers, rep in jobs:
-            lay_out_runs(data / self.bucket(name, path, mode, workers, rep), a.latency_runs, self.sets[name])
+        for name, dirs in self.sets.items():
+            lay_out_runs(data / self.bucket(name), a.latency_runs, dirs)
         gcs = start_gcs(self.workdir, "latency-gcs", data)
         shaper = Shaper(gcs.url, self.workdir / "shaper", a.shaper_delay_ms, a.shaper_rate_mbps)
         rounds: dict[tuple, list[dict]] = {}
@@ -93,14 +98,24 @@ class Latency:
         name, path, mode, workers, rep = job
         settings = Settings(
             project=f"bench-lat-{name}-{path}-{mode}-w{workers}-r{rep}-{self.uid}",
-            bucket=self.bucket(name, path, mode, workers, rep),
+            bucket=self.bucket(name),
             retry_min_backoff_seconds=1,
             retry_max_backoff_seconds=5,
         )
         env = {**PATHS[path], "STORAGE_EMULATOR_HOST": shaped if mode == "shaped" else direct}
         label = f"latency {name} {path} {mode} w={workers} (round {rep + 1}/{self.args.repeats})"
         log = f"latency-{name}-{path}-{mode}-w{workers}-r{rep}"
-        return self.step(label, measure_pool, settings, workers, self.args.latency_runs, self.workdir, log, env)
+        try:
+            return self.step(label, measure_pool, settings, workers, self.args.latency_runs, self.workdir, log, env)
+        finally:
+            remove_summaries(Storage(settings.project, settings.bucket))
+
+
+def remove_summaries(storage: Storage) -> None:
+    """Make the bucket's runs fresh again for the next measurement."""
+    for obj in storage.list(f"{RUNS_ROOT}/"):
+        if obj.name.endswith(f"/{RUN_SUMMARY_NAME}"):
+            storage.delete(obj.name)
 
     def results(self, rounds: dict[tuple, list[dict]]) -> dict[str, Any]:
         from bench.cli import best
