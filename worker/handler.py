@@ -1,4 +1,4 @@
-"""Handle one summary request: validate, skip if done, download, extract, write once, report."""
+"""Handle one summary request: validate, skip if done, download (worker/fetch.py), extract, write once, report."""
 
 from __future__ import annotations
 
@@ -13,21 +13,17 @@ from dataclasses import dataclass
 from mmm_backfill import metrics
 from mmm_backfill.bus import Bus
 from mmm_backfill.config import Settings
-from mmm_backfill.errors import InvalidRunFile, MissingRunFile, OtherBucket, RdsTooLarge
 from mmm_backfill.messages import CompletionEvent, SummaryRequest, utc_now
-from mmm_backfill.runpath import INPUT_COLLECT, OUTPUT_COLLECT, RUN_FILES, RunPath
-from mmm_backfill.storage import ObjectInfo, PreconditionFailed, Storage
+from mmm_backfill.runpath import RunPath
+from mmm_backfill.storage import PreconditionFailed, Storage
 from mmm_backfill.summary_state import summary_metadata
 from worker.decisions import Decision, dead_letter_attributes, decide
 from worker.extract import summarize_files
+from worker.fetch import TEMP_PREFIX, Fetched, RunFetcher
 from worker.rbridge import R_TEMP_PREFIX, RSession
-from worker.replace import refresh_summary
-from worker.runfiles import MAX_TEXT_BYTES
+from worker.replace import swap_in
 
 log = logging.getLogger(__name__)
-
-#: Prefix of per-run temp folders; the owning pid follows, so stale ones can be found.
-TEMP_PREFIX = "mmm-run-"
 
 
 @dataclass(frozen=True)
@@ -40,49 +36,58 @@ class Outcome:
 
 
 class Handler:
-    """Processes requests one at a time in this process; the caller acks or nacks by the outcome."""
+    """Processes requests one at a time in this process; the caller acks or nacks by the outcome.
+
+    A request is handled in two stages: ``fetch`` (storage only, any thread: the summary's state and
+    the run's files on disk) and ``handle`` (R, on the one thread that handles requests, then the
+    write and the event). ``handle`` alone runs both.
+    """
 
     def __init__(self, settings: Settings, storage: Storage, bus: Bus, session: RSession, worker_id: str) -> None:
         self.settings, self.storage, self.bus, self.session = settings, storage, bus, session
         self.worker_id = worker_id
+        self.fetcher = RunFetcher(settings, storage)
 
-    def handle(self, data: bytes, attributes: dict[str, str]) -> Outcome:
-        """Never raises: every failure becomes a dead letter or a retry, counted and logged."""
+    def fetch(self, data: bytes, max_bytes: int | None = None) -> Fetched:
+        """The storage stage of a request (never raises; see ``RunFetcher.fetch``)."""
+        return self.fetcher.fetch(data, max_bytes)
+
+    def handle(self, data: bytes, attributes: dict[str, str], fetched: Fetched | None = None) -> Outcome:
+        """Never raises: every failure becomes a dead letter or a retry, counted and logged.
+
+        ``fetched``: the request's fetch, made ahead; fetched now when None (or deferred). Its files
+        are removed before this returns.
+        """
         started = time.monotonic()
         metrics.IN_FLIGHT.inc()
-        run_path = attributes.get("run_path")
+        if fetched is None or fetched.deferred:
+            fetched = self.fetch(data)
+        run_path = fetched.request.run_path if fetched.request is not None else attributes.get("run_path")
         try:
-            request = self._validate(data)
-            run_path = request.run_path
-            outcome, generation = (
-                self._summarize(request.run) if request.replace_generation is None else self._refresh(request)
-            )
-            self._publish_event(request, outcome, generation, time.monotonic() - started)
+            request = fetched.ready()
+            outcome, generation = fetched.done or self._write(request, self._build(request.run, fetched.files), fetched)
+            self._publish_event(request, outcome, generation, fetched.seconds + time.monotonic() - started)
             result = Outcome(outcome, run_path)
         except Exception as exc:  # noqa: BLE001 - classified below, never lost
             result = self._fail(exc, data, attributes, run_path)
         finally:
+            fetched.close()
             metrics.IN_FLIGHT.dec()
-            metrics.RUN_SECONDS.observe(time.monotonic() - started)
+        seconds = fetched.seconds + time.monotonic() - started  # the fetch ahead, not its wait for R
+        metrics.RUN_SECONDS.observe(seconds)
         metrics.MESSAGES.labels(result.outcome).inc()
         log.info(
             "request %s",
             result.outcome,
-            extra={"run_path": run_path, "reason": result.reason, "seconds": round(time.monotonic() - started, 3)},
+            extra={"run_path": run_path, "reason": result.reason, "seconds": round(seconds, 3)},
         )
         return result
 
-    def _validate(self, data: bytes) -> SummaryRequest:
-        request = SummaryRequest.decode(data)
-        if request.bucket != self.settings.bucket:
-            raise OtherBucket(f"request for bucket {request.bucket!r}; this worker serves {self.settings.bucket!r}")
-        return request
-
-    def _summarize(self, run: RunPath) -> tuple[str, int]:
-        existing = self.storage.generation(run.summary_name)
-        if existing is not None:
-            return "already_existed", existing
-        body = self._build(run)
+    def _write(self, request: SummaryRequest, body: bytes, fetched: Fetched) -> tuple[str, int]:
+        """Write the new summary once: create-only for a backfill, compare-and-swap for a refresh."""
+        run = request.run
+        if request.replace_generation is not None:
+            return swap_in(self.storage, run, request.replace_generation, body, fetched.live)
         try:
             return "created", self.storage.write(
                 run.summary_name, body, if_generation_match=0, metadata=summary_metadata()
@@ -90,39 +95,10 @@ class Handler:
         except PreconditionFailed:
             return "already_existed", self.storage.generation(run.summary_name) or 0
 
-    def _refresh(self, request: SummaryRequest) -> tuple[str, int]:
-        """Replace a legacy or outdated summary (worker/replace.py); a current one is left alone."""
-        return refresh_summary(
-            self.storage, request.run, request.replace_generation or 0, lambda: self._build(request.run)
-        )
-
-    def _build(self, run: RunPath) -> bytes:
-        """The run's new summary as bytes (download to a private temp dir, extract)."""
-        with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
-            summary = summarize_files(run, self._download(run, tmp), self.session, self.settings.rds_limits)
+    def _build(self, run: RunPath, files: dict[str, str]) -> bytes:
+        """The run's new summary as bytes, from its downloaded files (R)."""
+        summary = summarize_files(run, files, self.session, self.settings.rds_limits)
         return json.dumps(summary, indent=2, allow_nan=False).encode()
-
-    def _download(self, run: RunPath, tmp: str) -> dict[str, str]:
-        """Download the run's files (one listing, then one read per present file), bounded in size."""
-        listed = {o.name.rsplit("/", 1)[-1]: o for o in self.storage.list(run.prefix + "/")}
-        if OUTPUT_COLLECT not in listed:
-            raise MissingRunFile(f"{run}: {OUTPUT_COLLECT} does not exist")
-        files: dict[str, str] = {}
-        for name in RUN_FILES:
-            info = listed.get(name)
-            if info is None:
-                continue
-            self._check_size(name, info)
-            files[name] = os.path.join(tmp, name)
-            self.storage.download(info.name, files[name])
-            metrics.RDS_BYTES.inc(info.size if name in (OUTPUT_COLLECT, INPUT_COLLECT) else 0)
-        return files
-
-    def _check_size(self, name: str, info: ObjectInfo) -> None:
-        if name in (OUTPUT_COLLECT, INPUT_COLLECT) and info.size > self.settings.max_rds_bytes:
-            raise RdsTooLarge(f"{name}: {info.size} bytes, over the limit of {self.settings.max_rds_bytes}")
-        if name not in (OUTPUT_COLLECT, INPUT_COLLECT) and info.size > MAX_TEXT_BYTES:
-            raise InvalidRunFile(f"{name}: {info.size} bytes, over the limit of {MAX_TEXT_BYTES}")
 
     def _publish_event(self, request: SummaryRequest, outcome: str, generation: int, seconds: float) -> None:
         event = CompletionEvent(
