@@ -7,6 +7,10 @@ ack id) before handling it and removes it after; whoever finds the claim of a de
 that restarts it, or the next worker started in the same pod, whose ``/tmp`` survives a restart) counts a
 crash for that request and returns it or, once it has killed ``max_worker_crashes`` processes,
 dead-letters it as ``worker_crashed``.
+
+A request fetched ahead (worker/prefetch.py) has a claim of its own, marked ``prefetched``: R has not
+touched it, so if its process dies the request goes back at once and no crash is counted against it.
+It becomes an ordinary claim when the process takes it into R (``start``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from dataclasses import asdict, dataclass, field, replace
 
 #: Folder of claims and crash counts under the temp folder (an emptyDir in Kubernetes).
 FOLDER = "mmm-backfill-claims"
+#: File name prefixes of a claim in R's hands and of a claim fetched ahead; the process identity follows.
+IN_WORK, AHEAD = "claim-", "ahead-"
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,7 @@ class Claim:
     ack_id: str = ""
     run_path: str | None = None
     timed_out: bool = False
+    prefetched: bool = False
 
     @property
     def key(self) -> str:
@@ -57,8 +64,9 @@ class Claims:
     def __init__(self, root: str | None = None) -> None:
         self.root = root or os.path.join(tempfile.gettempdir(), FOLDER)
 
-    def _path(self, pid: int) -> str:
-        return os.path.join(self.root, f"claim-{process_identity(pid)}.json")
+    def _path(self, claim: Claim) -> str:
+        prefix = AHEAD if claim.prefetched else IN_WORK
+        return os.path.join(self.root, f"{prefix}{process_identity(claim.pid)}.json")
 
     def _write(self, path: str, text: str) -> None:
         partial = f"{path}.{os.getpid()}.partial"
@@ -82,19 +90,30 @@ class Claims:
     @contextlib.contextmanager
     def holding(self, claim: Claim) -> Iterator[Claim]:
         """Keep ``claim`` on disk while the body runs; gone after it returns or raises."""
-        self._write(self._path(claim.pid), claim.to_json())
+        self.hold(claim)
         try:
             yield claim
         finally:
             self.release(claim)
 
+    def hold(self, claim: Claim) -> None:
+        self._write(self._path(claim), claim.to_json())
+
     def release(self, claim: Claim) -> None:
         with contextlib.suppress(FileNotFoundError):
-            os.remove(self._path(claim.pid))
+            os.remove(self._path(claim))
+
+    def start(self, claim: Claim) -> Claim:
+        """The request fetched ahead goes into R: its claim now counts a crash. The new claim is
+        written before the old one goes, so a death in between finds it in R's hands."""
+        started = replace(claim, prefetched=False)
+        self.hold(started)
+        self.release(claim)
+        return started
 
     def mark_timed_out(self, claim: Claim) -> Claim:
         timed_out = replace(claim, timed_out=True)
-        self._write(self._path(claim.pid), timed_out.to_json())
+        self._write(self._path(timed_out), timed_out.to_json())
         return timed_out
 
     def orphans(self) -> list[Claim]:
@@ -102,13 +121,14 @@ class Claims:
         taken = []
         names = os.listdir(self.root) if os.path.isdir(self.root) else []
         for name in sorted(names):
-            identity = name.removeprefix("claim-").removesuffix(".json")
+            prefix = next((p for p in (IN_WORK, AHEAD) if name.startswith(p)), None)
+            identity = name.removeprefix(prefix or "").removesuffix(".json")
             pid = identity.split("-", 1)[0]
-            if not (name.startswith("claim-") and name.endswith(".json") and pid.isdigit()):
+            if not (prefix and name.endswith(".json") and pid.isdigit()):
                 continue
             if process_identity(int(pid)) == identity:
                 continue  # its process still runs
-            mine = os.path.join(self.root, f"taken-{os.getpid()}-{identity}.json")
+            mine = os.path.join(self.root, f"taken-{os.getpid()}-{prefix}{identity}.json")
             try:
                 os.rename(os.path.join(self.root, name), mine)  # atomic: one taker wins
             except FileNotFoundError:

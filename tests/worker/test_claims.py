@@ -61,3 +61,31 @@ def test_tidy_removes_empty_folders_and_keeps_crash_counts(tmp_path):
     claims.record_crash("k")
     claims.tidy()
     assert claims.crashes("k") == 1
+
+
+CHILD_HOLDS_AHEAD_AND_DIES = """
+import os, sys
+from worker.claims import Claim, Claims
+claims = Claims(sys.argv[1])
+claims.hold(Claim(os.getpid(), b"in R", {}, "ack-1", "robyn/r1/de/1"))
+claims.hold(Claim(os.getpid(), b"ahead", {}, "ack-2", "robyn/r1/de/2", prefetched=True))
+os._exit(9)
+"""
+
+
+def test_a_dead_process_leaves_its_claim_in_work_and_its_claim_ahead_told_apart(tmp_path):
+    subprocess.run([sys.executable, "-c", CHILD_HOLDS_AHEAD_AND_DIES, str(tmp_path)], check=False)
+    found = {c.data: c.prefetched for c in Claims(str(tmp_path)).orphans()}
+    assert found == {b"in R": False, b"ahead": True}
+
+
+def test_starting_a_claim_held_ahead_leaves_one_claim_in_work(tmp_path):
+    claims = Claims(str(tmp_path))
+    ahead = Claim(os.getpid(), b"next", prefetched=True)
+    claims.hold(ahead)
+    assert [p.name.split("-")[0] for p in tmp_path.iterdir()] == ["ahead"]
+    started = claims.start(ahead)
+    assert not started.prefetched
+    assert [p.name.split("-")[0] for p in tmp_path.iterdir()] == ["claim"]
+    claims.release(started)
+    assert list(tmp_path.iterdir()) == []
