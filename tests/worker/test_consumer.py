@@ -27,20 +27,25 @@ def enqueue(bus, settings, runs):
         bus.publish_and_wait(settings.request_topic, msg.encode(), msg.attributes())
 
 
+def consume_until(settings, done) -> int:
+    """Run the consumer in a thread until ``done()``, then stop it; its exit code."""
+    stop, result = threading.Event(), {}
+    thread = threading.Thread(target=lambda: result.update(code=consume(settings, stop, install_signals=False)))
+    thread.start()
+    try:
+        assert wait_for(done)
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    return result["code"]
+
+
 def test_consumer_summarises_every_request_then_stops_cleanly(settings, storage, bus, topology, generated_runs):
     runs = [RunPath("r1", "de", f"t{i}") for i in range(3)]
     for run in runs:
         upload_run(storage, generated_runs["standard"], run)
     enqueue(bus, settings, runs)
-    stop, result = threading.Event(), {}
-    thread = threading.Thread(target=lambda: result.update(code=consume(settings, stop, install_signals=False)))
-    thread.start()
-    try:
-        assert wait_for(lambda: all(storage.generation(r.summary_name) for r in runs))
-    finally:
-        stop.set()
-        thread.join(timeout=60)
-    assert result["code"] == 0
+    assert consume_until(settings, lambda: all(storage.generation(r.summary_name) for r in runs)) == 0
 
 
 def test_consumer_fetching_ahead_from_a_backlog_summarises_every_request_and_holds_nothing_after_a_stop(
@@ -52,15 +57,7 @@ def test_consumer_fetching_ahead_from_a_backlog_summarises_every_request_and_hol
     for run in runs:
         upload_run(storage, generated_runs["standard"], run)
     enqueue(bus, settings, runs)  # a backlog before the start: requests are fetched ahead
-    stop, result = threading.Event(), {}
-    thread = threading.Thread(target=lambda: result.update(code=consume(settings, stop, install_signals=False)))
-    thread.start()
-    try:
-        assert wait_for(lambda: all(storage.generation(r.summary_name) for r in runs))
-    finally:
-        stop.set()
-        thread.join(timeout=60)
-    assert result["code"] == 0
+    assert consume_until(settings, lambda: all(storage.generation(r.summary_name) for r in runs)) == 0
     mine = f"-{os.getpid()}-"
     claims_dir = os.path.join(_tmp_root(), FOLDER)
     held = [

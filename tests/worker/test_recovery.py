@@ -26,17 +26,17 @@ def pull_again(bus, settings) -> list:
     return []
 
 
-def test_a_request_a_dead_process_held_ahead_goes_back_with_no_crash_counted(settings, bus, topology, tmp_path):
+def settled(bus, settings, tmp_path, prefetched: bool) -> tuple[str, int, bool]:
+    """Settle a pulled request as a dead process's claim: (outcome, crashes counted, back in the queue)."""
     claims = Claims(str(tmp_path))
-    claim = pulled_claim(bus, settings, prefetched=True)
-    assert settle(claims, bus, settings, "w", claim) == "returned"
-    assert claims.crashes(claim.key) == 0
-    assert [m.data for m in pull_again(bus, settings)] == [claim.data]
+    claim = pulled_claim(bus, settings, prefetched)
+    outcome = settle(claims, bus, settings, "w", claim)
+    return outcome, claims.crashes(claim.key), [m.data for m in pull_again(bus, settings)] == [claim.data]
+
+
+def test_a_request_a_dead_process_held_ahead_goes_back_with_no_crash_counted(settings, bus, topology, tmp_path):
+    assert settled(bus, settings, tmp_path, prefetched=True) == ("returned", 0, True)
 
 
 def test_a_request_a_dead_process_held_in_r_counts_a_crash_and_goes_back(settings, bus, topology, tmp_path):
-    claims = Claims(str(tmp_path))
-    claim = pulled_claim(bus, settings, prefetched=False)
-    assert settle(claims, bus, settings, "w", claim) == "retry"
-    assert claims.crashes(claim.key) == 1
-    assert [m.data for m in pull_again(bus, settings)] == [claim.data]
+    assert settled(bus, settings, tmp_path, prefetched=False) == ("retry", 1, True)
