@@ -169,6 +169,13 @@ class Shaper(_Process):
         assert self.proc is not None
         _wait_http(f"{self.url}/storage/v1/b?project=bench", self.proc, self.log_path)
 
+    def cpu_seconds(self) -> float:
+        """CPU time the shaper used so far (user and system)."""
+        assert self.proc is not None
+        with open(f"/proc/{self.proc.pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime of proc(5)
+
 
 def make_workdir(keep: str | None) -> Path:
     if keep:

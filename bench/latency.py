@@ -82,13 +82,18 @@ class Latency:
         gcs = start_gcs(self.workdir, "latency-gcs", data)
         shaper = Shaper(gcs.url, self.workdir / "shaper", a.shaper_delay_ms, a.shaper_rate_mbps)
         rounds: dict[tuple, list[dict]] = {}
+        self.shaper_cpu: dict[str, float] = {}
         try:
             shaper.start()
             with storage_host(gcs.url):  # the benchmark's own enqueue and reads go straight to the server
                 for job in jobs:
+                    cpu = shaper.cpu_seconds()
                     found = self.one(job, gcs.url, shaper.url)
                     if found:
                         rounds.setdefault(job[:4], []).append(found)
+                        if job[2] == "shaped" and found.get("seconds"):
+                            share = (shaper.cpu_seconds() - cpu) / found["seconds"]
+                            self.shaper_cpu[job[0]] = max(self.shaper_cpu.get(job[0], 0.0), round(share, 3))
         finally:
             shaper.stop()
             gcs.stop()
@@ -136,7 +141,12 @@ def remove_summaries(storage: Storage) -> None:
             if ("samples", path, "shaped", 2) in rounds
         }
         return {
-            "shaper": {"delay_ms": a.shaper_delay_ms, "rate_mbps_per_stream": a.shaper_rate_mbps},
+            "shaper": {
+                "delay_ms": a.shaper_delay_ms,
+                "rate_mbps_per_stream": a.shaper_rate_mbps,
+                # cores the shaper used during a shaped measurement, most of any (it shares the machine)
+                "cores_used_max": self.shaper_cpu,
+            },
             "runs": a.latency_runs,
             "datasets": {name: _describe(dirs) for name, dirs in self.sets.items()},
             "paths": {p: PATHS[p] for p in self.paths},
@@ -168,6 +178,7 @@ def latency_rows(lat: dict) -> list[tuple[str, str, Any]]:
     shaper = lat["shaper"]
     out: list[tuple[str, str, Any]] = [
         ("latency", "shaper", f"{shaper['delay_ms']:g} ms a request, {shaper['rate_mbps_per_stream']:g} MB/s a stream"),
+        ("latency", "shaper's own CPU, cores (most in one measurement)", shaper.get("cores_used_max")),
     ]
     for name, paths in lat["per_process"].items():
         d = lat["datasets"][name]

@@ -51,6 +51,7 @@ def test_reports_every_section_without_errors(quick):
         "producer",
         "aggregator",
         "refresh",
+        "latency",
         "targets",
     ):
         assert key in quick, key
@@ -100,6 +101,18 @@ def test_refresh_scan_lists_only_and_refresh_replaces_every_run(quick):
     assert per_run["refresh_to_fresh"] > 0
 
 
+def test_latency_measures_each_path_at_loopback_and_shaped(quick):
+    latency = quick["latency"]
+    assert set(latency["per_process"]) == {"samples", "generated"}
+    for paths in latency["per_process"].values():
+        assert set(paths) == {"sequential", "prefetch"}
+        for found in paths.values():
+            assert found["loopback"]["complete"] and found["shaped"]["complete"]
+            assert found["shaped_to_loopback"] > 0
+    for found in latency["spread"].values():
+        assert found["complete"] and sum(found["runs_by_worker"]) == quick["config"]["latency_runs"]
+
+
 def test_targets_are_listed_with_a_verdict(quick):
     names = [t["name"] for t in quick["targets"]]
     for name in TARGET_NAMES:
@@ -107,4 +120,5 @@ def test_targets_are_listed_with_a_verdict(quick):
     assert any(n.startswith("producer dry run") for n in names)
     assert any(n.startswith("aggregator") for n in names)
     assert any(n.startswith("refresh scan") for n in names)
+    assert any(n.startswith("shaped / loopback per process") for n in names)
     assert {t["result"] for t in quick["targets"]} <= {"PASS", "FAIL", "n/a"}
