@@ -115,13 +115,6 @@ class Latency:
         finally:
             remove_summaries(Storage(settings.project, settings.bucket))
 
-
-def remove_summaries(storage: Storage) -> None:
-    """Make the bucket's runs fresh again for the next measurement."""
-    for obj in storage.list(f"{RUNS_ROOT}/"):
-        if obj.name.endswith(f"/{RUN_SUMMARY_NAME}"):
-            storage.delete(obj.name)
-
     def results(self, rounds: dict[tuple, list[dict]]) -> dict[str, Any]:
         from bench.cli import best
 
@@ -213,3 +206,10 @@ def latency_targets(lat: dict) -> list[tuple[str, Any, str, bool | None, str]]:
                 (f"loopback, prefetch / sequential ({name})", same, f">= {LOOPBACK_RATIO}", same >= LOOPBACK_RATIO, "")
             )
     return out
+
+
+def remove_summaries(storage: Storage) -> None:
+    """Make the bucket's runs fresh again for the next measurement."""
+    for obj in storage.list(f"{RUNS_ROOT}/"):
+        if obj.name.endswith(f"/{RUN_SUMMARY_NAME}"):
+            storage.delete(obj.name)
