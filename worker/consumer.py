@@ -86,6 +86,9 @@ def _loop(
     try:
         while not stop.is_set():
             held = ahead.take() if ahead is not None else None
+            if held is not None and stop.is_set():  # stopped while its fetch ended: not in hand yet
+                held.give_back(bus, settings, claims)
+                break
             if held is None:
                 try:
                     held = _pull(settings, bus, handler, claims)
