@@ -8,9 +8,10 @@ that restarts it, or the next worker started in the same pod, whose ``/tmp`` sur
 crash for that request and returns it or, once it has killed ``max_worker_crashes`` processes,
 dead-letters it as ``worker_crashed``.
 
-A request fetched ahead (worker/prefetch.py) has a claim of its own, marked ``prefetched``: R has not
-touched it, so if its process dies the request goes back at once and no crash is counted against it.
-It becomes an ordinary claim when the process takes it into R (``start``).
+A claim has a stage. Only a request in R (``IN_R``) counts a crash. A process also holds, at most, one
+request fetched ahead of R (``AHEAD``, worker/prefetch.py) and one whose summary is being written after
+R (``WRITING``, worker/write_behind.py): R is not on them, so if the process dies they go back at once
+and no crash is counted against them. Each stage has its own file, so the three never collide.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from dataclasses import asdict, dataclass, field, replace
 
 #: Folder of claims and crash counts under the temp folder (an emptyDir in Kubernetes).
 FOLDER = "mmm-backfill-claims"
-#: File name prefixes of a claim in R's hands and of a claim fetched ahead; the process identity follows.
-IN_WORK, AHEAD = "claim-", "ahead-"
+#: Stages of a claim: fetched ahead of R, in R, written after R. Only IN_R counts a crash.
+AHEAD, IN_R, WRITING = "ahead", "in_r", "writing"
+#: File name prefix of each stage's claim; the process identity follows.
+PREFIXES = {AHEAD: "ahead-", IN_R: "claim-", WRITING: "writing-"}
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ class Claim:
     ack_id: str = ""
     run_path: str | None = None
     timed_out: bool = False
-    prefetched: bool = False
+    stage: str = IN_R
 
     @property
     def key(self) -> str:
@@ -65,7 +68,7 @@ class Claims:
         self.root = root or os.path.join(tempfile.gettempdir(), FOLDER)
 
     def _path(self, claim: Claim) -> str:
-        prefix = AHEAD if claim.prefetched else IN_WORK
+        prefix = PREFIXES[claim.stage]
         return os.path.join(self.root, f"{prefix}{process_identity(claim.pid)}.json")
 
     def _write(self, path: str, text: str) -> None:
@@ -103,13 +106,13 @@ class Claims:
         with contextlib.suppress(FileNotFoundError):
             os.remove(self._path(claim))
 
-    def start(self, claim: Claim) -> Claim:
-        """The request fetched ahead goes into R: its claim now counts a crash. The new claim is
-        written before the old one goes, so a death in between finds it in R's hands."""
-        started = replace(claim, prefetched=False)
-        self.hold(started)
+    def move(self, claim: Claim, stage: str) -> Claim:
+        """The claim of the request at its next ``stage``. The new one is written before the old goes:
+        a death in between finds both, and counts a crash only if one of them is in R."""
+        moved = replace(claim, stage=stage)
+        self.hold(moved)
         self.release(claim)
-        return started
+        return moved
 
     def mark_timed_out(self, claim: Claim) -> Claim:
         timed_out = replace(claim, timed_out=True)
@@ -121,7 +124,7 @@ class Claims:
         taken = []
         names = os.listdir(self.root) if os.path.isdir(self.root) else []
         for name in sorted(names):
-            prefix = next((p for p in (IN_WORK, AHEAD) if name.startswith(p)), None)
+            prefix = next((p for p in PREFIXES.values() if name.startswith(p)), None)
             identity = name.removeprefix(prefix or "").removesuffix(".json")
             pid = identity.split("-", 1)[0]
             if not (prefix and name.endswith(".json") and pid.isdigit()):

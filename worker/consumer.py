@@ -2,8 +2,10 @@
 
 Synchronous pull of one message at a time, not streaming pull: a stream delivers more than its
 flow control allows and the client holds the surplus leased, so one process could sit on the
-whole backlog while the others idle. Pulling one at a time spreads runs evenly over processes;
-while a backlog lasts, the next request is fetched while R works on this one (worker/prefetch.py).
+whole backlog while the others idle. Pulling one at a time spreads runs evenly over processes.
+R reads one run at a time on this thread; with ``prefetch`` on, the next request is fetched ahead
+while a backlog lasts (worker/prefetch.py) and the last one's summary is written behind
+(worker/write_behind.py), so at cloud latency R, not storage, sets the pace.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from mmm_backfill.bus import Bus
 from mmm_backfill.config import Settings
 from mmm_backfill.storage import Storage
 from worker.claims import Claims
-from worker.handler import Handler, remove_stale_temp_dirs
+from worker.handler import Built, Handler, remove_stale_temp_dirs
 from worker.held import Held, hold
 from worker.prefetch import Prefetcher
 from worker.rbridge import RSession
 from worker.recovery import Deadline, recover_orphans
+from worker.write_behind import WriteBehind
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,7 @@ def _loop(
 ) -> int:
     """Pull, run, ack, until stopped; a stop lets the run in hand finish. 1 if pulls keep failing."""
     ahead = Prefetcher(settings, bus, handler, claims, stop) if settings.prefetch > 0 else None
+    behind = WriteBehind(settings.prefetch > 0)
     failing_since: float | None = None
     pause = PULL_ERROR_PAUSE
     try:
@@ -105,10 +109,11 @@ def _loop(
                 failing_since, pause = None, PULL_ERROR_PAUSE
                 ready.set()
             if held is not None:
-                _process(settings, bus, handler, claims, held, ahead)
+                _process(settings, bus, handler, claims, held, ahead, behind)
     finally:
         if ahead is not None:
             ahead.close()
+        behind.wait()
     log.info("worker stopped: the run in hand, if any, finished")
     return 0
 
@@ -124,24 +129,35 @@ def _pull(settings: Settings, bus: Bus, handler: Handler, claims: Claims) -> Hel
 
 
 def _process(
-    settings: Settings, bus: Bus, handler: Handler, claims: Claims, held: Held, ahead: Prefetcher | None
+    settings: Settings,
+    bus: Bus,
+    handler: Handler,
+    claims: Claims,
+    held: Held,
+    ahead: Prefetcher | None,
+    behind: WriteBehind,
 ) -> None:
-    """Handle one request under its claim (so a crash is traced to it), its lease and a deadline.
+    """Handle one request: its R stage under its claim (so a crash is traced to it) and a deadline,
+    then its write, event and ack, behind the next run's R when prefetch is on.
 
     Its files are fetched first, if they were not fetched ahead; then, from a backlog, the next
     request is fetched while R reads this one.
     """
     held.start(claims)
-    deadline = Deadline(
-        claims, bus, settings, handler.worker_id, held.claim, ahead.give_back if ahead else lambda: None
-    )
-    with deadline:
+    give_back = ahead.give_back if ahead else lambda: None
+    with Deadline(claims, bus, settings, handler.worker_id, held.claim, give_back):
         fetched = held.fetched
         if fetched is None or fetched.deferred:
             fetched = handler.fetch(held.message.data)
         if ahead is not None and held.at_once:
             ahead.start()
-        outcome = handler.handle(held.message.data, held.message.attributes, fetched)
+        built = handler.build(held.message.data, fetched)
+    held.step_out(claims)
+    behind.submit(lambda: _complete(settings, bus, handler, claims, held, built))
+
+
+def _complete(settings: Settings, bus: Bus, handler: Handler, claims: Claims, held: Held, built: Built) -> None:
+    outcome = handler.complete(held.message.data, held.message.attributes, built)
     held.finish(bus, settings, claims, retry=outcome.outcome == "retry")
 
 

@@ -14,7 +14,6 @@ from mmm_backfill import metrics
 from mmm_backfill.bus import Bus
 from mmm_backfill.config import Settings
 from mmm_backfill.messages import CompletionEvent, SummaryRequest, utc_now
-from mmm_backfill.runpath import RunPath
 from mmm_backfill.storage import PreconditionFailed, Storage
 from mmm_backfill.summary_state import summary_metadata
 from worker.decisions import Decision, dead_letter_attributes, decide
@@ -35,12 +34,22 @@ class Outcome:
     reason: str | None = None
 
 
+@dataclass
+class Built:
+    """A request past R: the summary to write (``body``), or nothing to write (``fetched.done``), or ``error``."""
+
+    fetched: Fetched
+    body: bytes | None = None
+    error: Exception | None = None
+    seconds: float = 0.0
+
+
 class Handler:
     """Processes requests one at a time in this process; the caller acks or nacks by the outcome.
 
-    A request is handled in two stages: ``fetch`` (storage only, any thread: the summary's state and
-    the run's files on disk) and ``handle`` (R, on the one thread that handles requests, then the
-    write and the event). ``handle`` alone runs both.
+    A request goes through three stages: ``fetch`` (storage only, any thread: the summary's state and
+    the run's files on disk), ``build`` (R, on the one thread that handles requests) and ``complete``
+    (any thread: the summary written once, the event, or the failure classified). ``handle`` runs all three.
     """
 
     def __init__(self, settings: Settings, storage: Storage, bus: Bus, session: RSession, worker_id: str) -> None:
@@ -48,32 +57,56 @@ class Handler:
         self.worker_id = worker_id
         self.fetcher = RunFetcher(settings, storage)
 
+    def handle(self, data: bytes, attributes: dict[str, str], fetched: Fetched | None = None) -> Outcome:
+        """Never raises: every failure becomes a dead letter or a retry, counted and logged."""
+        return self.complete(data, attributes, self.build(data, fetched))
+
     def fetch(self, data: bytes, max_bytes: int | None = None) -> Fetched:
         """The storage stage of a request (never raises; see ``RunFetcher.fetch``)."""
         return self.fetcher.fetch(data, max_bytes)
 
-    def handle(self, data: bytes, attributes: dict[str, str], fetched: Fetched | None = None) -> Outcome:
-        """Never raises: every failure becomes a dead letter or a retry, counted and logged.
+    def build(self, data: bytes, fetched: Fetched | None = None) -> Built:
+        """The R stage: the summary's bytes from the run's files, which are removed after. Never raises.
 
-        ``fetched``: the request's fetch, made ahead; fetched now when None (or deferred). Its files
-        are removed before this returns.
+        ``fetched``: the request's fetch, made ahead; fetched now when None (or deferred).
         """
         started = time.monotonic()
         metrics.IN_FLIGHT.inc()
         if fetched is None or fetched.deferred:
             fetched = self.fetch(data)
-        run_path = fetched.request.run_path if fetched.request is not None else attributes.get("run_path")
+        built = Built(fetched)
         try:
             request = fetched.ready()
-            outcome, generation = fetched.done or self._write(request, self._build(request.run, fetched.files), fetched)
-            self._publish_event(request, outcome, generation, fetched.seconds + time.monotonic() - started)
+            if fetched.done is None:
+                summary = summarize_files(request.run, fetched.files, self.session, self.settings.rds_limits)
+                built.body = json.dumps(summary, indent=2, allow_nan=False).encode()
+        except Exception as exc:  # noqa: BLE001 - classified by ``complete``
+            built.error = exc
+        finally:
+            fetched.close()
+        built.seconds = fetched.seconds + time.monotonic() - started  # the fetch ahead, not its wait for R
+        return built
+
+    def complete(self, data: bytes, attributes: dict[str, str], built: Built) -> Outcome:
+        """The summary written once and its event published, or the failure dead-lettered or left to a retry.
+
+        Needs no R: runs on any thread. Never raises.
+        """
+        started = time.monotonic()
+        request = built.fetched.request
+        run_path = request.run_path if request is not None else attributes.get("run_path")
+        try:
+            if built.error is not None:
+                raise built.error
+            request = built.fetched.ready()
+            outcome, generation = built.fetched.done or self._write(request, built.body or b"", built.fetched)
+            self._publish_event(request, outcome, generation, built.seconds + time.monotonic() - started)
             result = Outcome(outcome, run_path)
         except Exception as exc:  # noqa: BLE001 - classified below, never lost
             result = self._fail(exc, data, attributes, run_path)
         finally:
-            fetched.close()
             metrics.IN_FLIGHT.dec()
-        seconds = fetched.seconds + time.monotonic() - started  # the fetch ahead, not its wait for R
+        seconds = built.seconds + time.monotonic() - started
         metrics.RUN_SECONDS.observe(seconds)
         metrics.MESSAGES.labels(result.outcome).inc()
         log.info(
@@ -94,11 +127,6 @@ class Handler:
             )
         except PreconditionFailed:
             return "already_existed", self.storage.generation(run.summary_name) or 0
-
-    def _build(self, run: RunPath, files: dict[str, str]) -> bytes:
-        """The run's new summary as bytes, from its downloaded files (R)."""
-        summary = summarize_files(run, files, self.session, self.settings.rds_limits)
-        return json.dumps(summary, indent=2, allow_nan=False).encode()
 
     def _publish_event(self, request: SummaryRequest, outcome: str, generation: int, seconds: float) -> None:
         event = CompletionEvent(

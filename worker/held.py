@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from mmm_backfill.bus import Bus, Received
 from mmm_backfill.config import Settings
-from worker.claims import Claim, Claims
+from worker.claims import AHEAD, IN_R, WRITING, Claim, Claims
 from worker.fetch import Fetched
 from worker.lease import Lease
 from worker.recovery import crashed_too_often, give_back, give_up
@@ -38,8 +38,12 @@ class Held:
 
     def start(self, claims: Claims) -> None:
         """It goes into R now: from here a death of the process counts as a crash of this request."""
-        if self.claim.prefetched:
-            self.claim = claims.start(self.claim)
+        if self.claim.stage != IN_R:
+            self.claim = claims.move(self.claim, IN_R)
+
+    def step_out(self, claims: Claims) -> None:
+        """R is done with it: from here a death of the process returns it with no crash counted."""
+        self.claim = claims.move(self.claim, WRITING)
 
     def finish(self, bus: Bus, settings: Settings, claims: Claims, retry: bool) -> None:
         """Handled: ack it, or nack it for a later try (``retry``)."""
@@ -67,7 +71,8 @@ def hold(
     None when it already killed ``max_worker_crashes`` processes: it is dead-lettered instead.
     """
     run_path = message.attributes.get("run_path")
-    claim = Claim(os.getpid(), message.data, message.attributes, message.ack_id, run_path, prefetched=ahead)
+    stage = AHEAD if ahead else IN_R
+    claim = Claim(os.getpid(), message.data, message.attributes, message.ack_id, run_path, stage=stage)
     crashed = crashed_too_often(claims, settings, claim)
     if crashed is not None:
         with contextlib.suppress(Exception):  # not acked: it comes back and is given up then

@@ -7,8 +7,8 @@ next run meanwhile makes R the bottleneck again. What holds without it holds wit
 - one request ahead at most, and only from a backlog: the consumer asks for one only when the request
   in R was pulled without waiting, and the pull ahead waits at most PULL_AHEAD_SECONDS. When requests
   trickle in, or a backfill ends, a request that an idle process could start now is not held here;
-- a death of the process while a request is ahead returns it with no crash counted (its claim is
-  marked ``prefetched``, worker/claims.py), and a stop returns it at once (nack);
+- a death of the process while a request is ahead returns it with no crash counted (its claim is at
+  the ``AHEAD`` stage, worker/claims.py), and a stop returns it at once (nack);
 - its files count against ``prefetch_max_bytes``: a larger run is held ahead but fetched when taken.
 """
 

@@ -3,8 +3,8 @@
 The decisions are small and explicit: a request found held by a dead process counts one crash and goes
 back to the subscription until it has killed ``max_worker_crashes`` processes, then it is dead-lettered
 as ``worker_crashed``; a run past ``max_run_seconds`` is dead-lettered as ``run_timeout`` at once and its
-process replaced (R cannot be interrupted safely mid-call); a request a dead process had only fetched
-ahead goes back at once, with no crash counted (R never saw it). Nothing here is acked before its dead letter
+process replaced (R cannot be interrupted safely mid-call); a request a dead process held outside R
+(fetched ahead, or written after) goes back at once, with no crash counted. Nothing here is acked before its dead letter
 is confirmed, so a failure on the way leaves the request to come back, never lost.
 """
 
@@ -20,7 +20,7 @@ from mmm_backfill import metrics
 from mmm_backfill.bus import Bus
 from mmm_backfill.config import Settings
 from mmm_backfill.errors import PermanentError, RunTimeout, WorkerCrashed
-from worker.claims import Claim, Claims
+from worker.claims import IN_R, Claim, Claims
 from worker.handler import publish_dead_letter
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,10 @@ def give_up(bus: Bus, settings: Settings, worker_id: str, exc: PermanentError, c
 
 
 def give_back(bus: Bus, settings: Settings, claim: Claim) -> None:
-    """Return a request R never touched to the subscription at once (nack); no crash is counted."""
-    log.info("a request fetched ahead goes back to the queue", extra={"run_path": claim.run_path})
+    """Return a request held outside R to the subscription at once (nack); no crash is counted."""
+    log.info(
+        "a request held outside R goes back to the queue", extra={"run_path": claim.run_path, "stage": claim.stage}
+    )
     with contextlib.suppress(Exception):  # else its lease lapses and Pub/Sub redelivers it
         bus.nack(settings.request_subscription, [claim.ack_id])
     metrics.MESSAGES.labels("returned").inc()
@@ -49,7 +51,7 @@ def give_back(bus: Bus, settings: Settings, claim: Claim) -> None:
 
 def settle(claims: Claims, bus: Bus, settings: Settings, worker_id: str, claim: Claim) -> str:
     """Decide and act on a request whose process is gone: ``returned``, ``retry`` or ``dead_lettered``."""
-    if claim.prefetched:
+    if claim.stage != IN_R:
         give_back(bus, settings, claim)
         return "returned"
     if claim.timed_out:

@@ -8,7 +8,7 @@ import pytest
 from mmm_backfill.messages import SummaryRequest
 from mmm_backfill.runpath import RunPath
 from mmm_backfill.testing import wait_for
-from worker.claims import Claims
+from worker.claims import AHEAD, Claims
 from worker.handler import Handler
 from worker.prefetch import Prefetcher
 from worker.rbridge import RSession
@@ -61,7 +61,7 @@ def test_the_next_request_is_claimed_ahead_fetched_and_handed_over(settings, bus
     ahead.start()
     held = ahead.take()
     assert held is not None and held.message.data == queued.encode()
-    assert held.claim.prefetched and len(claim_files(claims, "ahead-")) == 1
+    assert held.claim.stage == AHEAD and len(claim_files(claims, "ahead-")) == 1
     assert sorted(held.fetched.files) == ["InputCollect.RDS", "OutputCollect.RDS", "best_model_id.txt", "timings.csv"]
     held.start(claims)
     assert claim_files(claims, "ahead-") == [] and len(claim_files(claims, "claim-")) == 1
