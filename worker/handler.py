@@ -99,7 +99,7 @@ class Handler:
             if built.error is not None:
                 raise built.error
             request = built.fetched.ready()
-            outcome, generation = built.fetched.done or self._write(request, built.body or b"", built.fetched)
+            outcome, generation = built.fetched.done or self._write(request, built.body, built.fetched)
             self._publish_event(request, outcome, generation, built.seconds + time.monotonic() - started)
             result = Outcome(outcome, run_path)
         except Exception as exc:  # noqa: BLE001 - classified below, never lost
@@ -116,9 +116,10 @@ class Handler:
         )
         return result
 
-    def _write(self, request: SummaryRequest, body: bytes, fetched: Fetched) -> tuple[str, int]:
+    def _write(self, request: SummaryRequest, body: bytes | None, fetched: Fetched) -> tuple[str, int]:
         """Write the new summary once: create-only for a backfill, compare-and-swap for a refresh."""
         run = request.run
+        assert body is not None  # built: a summary, since the fetch found nothing done
         if request.replace_generation is not None:
             return swap_in(self.storage, run, request.replace_generation, body, fetched.live)
         try:
