@@ -71,9 +71,10 @@ class Settings:
     max_run_seconds: a run that holds a worker longer is given up (``run_timeout``) and the worker
         process replaced. Default 300 s; a real run takes 0.1-1 s.
     prefetch: requests a worker process holds and fetches ahead of the one in R, 0 or 1. Default 1:
-        at cloud latency the next run's files arrive while R reads this one. A request is only
+        at cloud latency the next run's files arrive while R reads this one, and the last run's
+        summary is written, reported and acked meanwhile (worker/write_behind.py). A request is only
         fetched ahead while the subscription has a backlog, so at the end of a backfill no process
-        holds more than one run beyond its own (worker/prefetch.py).
+        holds more than one run beyond its own (worker/prefetch.py). 0: one request at a time.
     prefetch_max_bytes: a request whose run files are larger is held ahead but fetched only once it is
         taken, so a pod's temp space (memory, on Cloud Run) holds at most one large run. Default 256 MiB.
     fetch_streams: connections a run's files are fetched over, all at once; 1 fetches them one after
