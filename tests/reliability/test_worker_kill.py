@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
 from backfill_kit import (
     BucketWatcher,
     Figure,
+    Role,
     Roles,
     publish_requests,
     read_summaries,
@@ -111,6 +114,19 @@ def claims_now(run_tmp, prefix: str) -> list[Claim]:
     return found
 
 
+def frozen_with_one_ahead(role: Role, run_tmp) -> bool:
+    """Stop ``role`` (SIGSTOP) if it holds one run in R and another ahead; else let it go on, False.
+
+    Frozen, its claims cannot move between the look and the kill that follows.
+    """
+    os.kill(role.pid, signal.SIGSTOP)
+    in_r, ahead = claims_now(run_tmp, "claim-"), claims_now(run_tmp, "ahead-")
+    if len(in_r) == 1 and len(ahead) == 1 and in_r[0].run_path != ahead[0].run_path:
+        return True
+    os.kill(role.pid, signal.SIGCONT)
+    return False
+
+
 def test_sigkill_while_a_request_is_fetched_ahead_returns_it_at_once_with_no_crash_counted(
     rel_settings, storage, bus, rel_topology, templates, proxy, roles, run_tmp, tap
 ):
@@ -119,7 +135,7 @@ def test_sigkill_while_a_request_is_fetched_ahead_returns_it_at_once_with_no_cra
     publish_requests(bus, rel_settings, runs)  # a backlog before the start: the worker fetches ahead
     lease = {"MMM_BACKFILL_ACK_DEADLINE_SECONDS": str(AHEAD_LEASE_SECONDS)}
     first = roles.start("worker", **lease)
-    wait_for(lambda: claims_now(run_tmp, "claim-") and claims_now(run_tmp, "ahead-"), 90, "a run in R and one ahead")
+    wait_for(lambda: frozen_with_one_ahead(first, run_tmp), 90, "the worker caught with a run in R and one ahead")
     roles.kill(first)
     killed_at = time.monotonic()
     (in_r,), (ahead,) = claims_now(run_tmp, "claim-"), claims_now(run_tmp, "ahead-")
