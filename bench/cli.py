@@ -23,7 +23,7 @@ from bench import report
 from bench.data import default_cache_dir, lay_out_runs, template_runs, template_summary
 from bench.env import ensure_r_packages, machine, make_workdir, rscript, start_gcs, start_pubsub
 
-SECTIONS = ("baseline", "floor", "pool", "producer", "aggregator", "refresh", "check", "wait")
+SECTIONS = ("baseline", "floor", "pool", "producer", "aggregator", "refresh", "check", "wait", "latency")
 QUICK = {
     "repeats": 1,
     "runs": 4,
@@ -36,6 +36,7 @@ QUICK = {
     "refresh_scan_runs": 2000,
     "refresh_runs": 2,
     "wait_runs": 1000,
+    "latency_runs": 4,
 }
 DEFAULTS = {
     "repeats": 2,
@@ -49,6 +50,7 @@ DEFAULTS = {
     "refresh_scan_runs": 100_000,
     "refresh_runs": 8,
     "wait_runs": 10_000,
+    "latency_runs": 24,
 }
 
 
@@ -70,6 +72,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--refresh-scan-runs", type=int, help="mixed-state runs for the refresh scan (default 100000)")
     p.add_argument("--refresh-runs", type=int, help="runs created and refreshed for the per-run cost (default 8)")
     p.add_argument("--wait-runs", type=int, help="runs whose completion `enqueue --wait` follows (default 10000)")
+    p.add_argument("--latency-runs", type=int, help="runs per latency measurement (default 24)")
+    p.add_argument("--shaper-delay-ms", type=float, default=30.0, help="latency: delay of each storage request")
+    p.add_argument("--shaper-rate-mbps", type=float, default=100.0, help="latency: MB/s per storage connection")
+    p.add_argument(
+        "--latency-paths",
+        default="sequential,prefetch",
+        help="latency: worker code paths to compare, of sequential, concurrent, unsliced, prefetch (bench/latency.py)",
+    )
+    p.add_argument(
+        "--no-latency-spread", dest="latency_spread", action="store_false", help="latency: skip the 2-process spread"
+    )
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"subset of {','.join(SECTIONS)}")
     p.add_argument("--quick", action="store_true", help="few small runs, 2,000-run producer bucket, 100 events")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
@@ -82,6 +95,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             setattr(args, key, value)
     args.workers = sorted({int(w) for w in args.workers.split(",") if w.strip()})
     args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    args.latency_paths = [s.strip() for s in args.latency_paths.split(",") if s.strip()]
     unknown = set(args.sections) - set(SECTIONS)
     if unknown:
         p.error(f"unknown sections {sorted(unknown)}")
@@ -149,6 +163,10 @@ class Bench:
                 from bench import wait
 
                 r["wait"] = self.step("wait", wait.measure, workdir, a.wait_runs)
+            if "latency" in a.sections:
+                from bench.latency import Latency
+
+                r["latency"] = self.step("latency", Latency(a, workdir, templates, self.step).measure)
         finally:
             pubsub.stop()
             if not a.work_dir:

@@ -149,6 +149,34 @@ class LiteGcs(_Process):
             return json.loads(resp.read())
 
 
+class Shaper(_Process):
+    """``bench.shaper`` in a subprocess: ``url`` reaches ``upstream`` with cloud latency and bandwidth."""
+
+    def __init__(self, upstream: str, workdir: Path, delay_ms: float, rate_mbps: float) -> None:
+        self.upstream, self.workdir, self.port = upstream, workdir, free_port()
+        self.delay_ms, self.rate_mbps = delay_ms, rate_mbps
+        workdir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.log_path = str(self.workdir / f"shaper-{self.port}.log")
+        args = [sys.executable, "-m", "bench.shaper", "--upstream", self.upstream, "--port", str(self.port)]
+        args += ["--delay-ms", str(self.delay_ms), "--rate-mbps", str(self.rate_mbps)]
+        self._spawn(args, self.log_path)
+        assert self.proc is not None
+        _wait_http(f"{self.url}/storage/v1/b?project=bench", self.proc, self.log_path)
+
+    def cpu_seconds(self) -> float:
+        """CPU time the shaper used so far (user and system)."""
+        assert self.proc is not None
+        with open(f"/proc/{self.proc.pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime of proc(5)
+
+
 def make_workdir(keep: str | None) -> Path:
     if keep:
         path = Path(keep)

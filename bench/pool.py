@@ -118,6 +118,7 @@ def measure_pool(
     runs: int,
     workdir: Path,
     log_name: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> dict:
     """Start the pool, enqueue every run, wait for every completion event; return timings."""
     bus = Bus(settings.project)
@@ -128,7 +129,7 @@ def measure_pool(
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [*PRODUCT, str(workers)],
-            env=worker_env(settings),
+            env={**worker_env(settings), **(extra_env or {})},
             cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -161,8 +162,10 @@ def measure_pool(
     seconds = finished - t0_wall
     durations = [e.duration_seconds for e in done.values()]
     by_worker: dict[str, int] = {}
+    last_by_worker: dict[str, float] = {}
     for e in done.values():
         by_worker[e.worker] = by_worker.get(e.worker, 0) + 1
+        last_by_worker[e.worker] = max(last_by_worker.get(e.worker, 0.0), _parse_utc(e.completed_at))
     summaries = sum(1 for o in storage.list("robyn/") if o.name.endswith("/" + RUN_SUMMARY_NAME))
     peaks = [m.get("VmHWM", 0.0) for m in result.get("worker_memory_mib", [])]
     result.update(
@@ -175,6 +178,8 @@ def measure_pool(
             "handler_seconds_max": round(max(durations), 4),
             "outcomes": {o: sum(1 for e in done.values() if e.outcome == o) for o in {e.outcome for e in events}},
             "runs_by_worker": sorted(by_worker.values(), reverse=True),
+            # how long the first process to finish sat idle before the last one did (0 with one process)
+            "idle_tail_seconds": round(finished - min(last_by_worker.values()), 3),
             "summaries_in_bucket": summaries,
             "peak_rss_mib_per_worker": max(peaks) if peaks else None,
         }

@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bench.latency import latency_rows, latency_targets
 from bench.refresh import refresh_rows
 from bench.wait import wait_rows
 
@@ -139,6 +140,7 @@ def targets(r: dict) -> list[dict]:
                 "check of the decompressed streams / the worker's whole read of the same files",
             )
         )
+    out += [_target(*row) for row in latency_targets(r.get("latency") or {})]
     agg = r.get("aggregator")
     if agg:
         ok = (
@@ -267,6 +269,7 @@ def rows(r: dict) -> list[tuple[str, str, Any]]:
         if pub:
             out.append((name, f"publish rate ({pub['enqueued']:,} requests)", f"{pub['publish_per_second']:,.0f}/s"))
     out += refresh_rows(r.get("refresh") or {})
+    out += latency_rows(r.get("latency") or {})
     a = r.get("aggregator")
     if a:
         out += [

@@ -73,6 +73,17 @@ class Settings:
         (``worker_crashed``) instead of being tried again. Must stay below max_delivery_attempts.
     max_run_seconds: a run that holds a worker longer is given up (``run_timeout``) and the worker
         process replaced. Default 300 s; a real run takes 0.1-1 s.
+    prefetch: requests a worker process holds and fetches ahead of the one in R, 0 or 1. Default 1:
+        at cloud latency the next run's files arrive while R reads this one, and the last run's
+        summary is written, reported and acked meanwhile (worker/write_behind.py). A request is only
+        fetched ahead while the subscription has a backlog, so at the end of a backfill no process
+        holds more than one run beyond its own (worker/prefetch.py). 0: one request at a time.
+    prefetch_max_bytes: a request whose run files are larger is held ahead but fetched only once it is
+        taken, so a pod's temp space (memory, on Cloud Run) holds at most one large run. Default 256 MiB.
+    fetch_streams: connections a run's files are fetched over, all at once; 1 fetches them one after
+        another. Default 4.
+    slice_bytes: an RDS file larger than this is fetched in ``fetch_streams`` ranged slices at once
+        (one stream's bandwidth is bounded); 0 never slices. Default 16 MiB.
     max_replays: replays of one run after which ``replay`` leaves it in the dead letters as exhausted.
     coalesce_seconds: how long the aggregator gathers events for a country before rebuilding it.
     wait_timeout_seconds: how long ``enqueue --wait`` may take, from its start, before it gives up
@@ -105,6 +116,10 @@ class Settings:
     max_models: int = RdsLimits.max_models
     max_worker_crashes: int = 2
     max_run_seconds: float = 300.0
+    prefetch: int = 1
+    prefetch_max_bytes: int = 256 * 1024 * 1024
+    fetch_streams: int = 4
+    slice_bytes: int = 16 * 1024 * 1024
     max_replays: int = 3
     coalesce_seconds: float = 2.0
     wait_timeout_seconds: float = 0.0

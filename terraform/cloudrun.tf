@@ -63,6 +63,8 @@ resource "google_cloud_run_v2_worker_pool" "worker" {
       image = var.image
       args  = ["worker", "--processes", "1"]
       # One OutputCollect.RDS unserialized in R fits in 2 GiB; the limit leaves room for the largest.
+      # Cloud Run's /tmp is memory too: the largest run's files (1 GiB) + R (2.3 GiB) + the run fetched
+      # ahead (at most MMM_BACKFILL_PREFETCH_MAX_BYTES, 256 MiB) stay under 4 GiB.
       resources {
         limits = { cpu = "1", memory = "4Gi" }
       }

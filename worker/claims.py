@@ -7,6 +7,11 @@ ack id) before handling it and removes it after; whoever finds the claim of a de
 that restarts it, or the next worker started in the same pod, whose ``/tmp`` survives a restart) counts a
 crash for that request and returns it or, once it has killed ``max_worker_crashes`` processes,
 dead-letters it as ``worker_crashed``.
+
+A claim has a stage. Only a request in R (``IN_R``) counts a crash. A process also holds, at most, one
+request fetched ahead of R (``AHEAD``, worker/prefetch.py) and one whose summary is being written after
+R (``WRITING``, worker/write_behind.py): R is not on them, so if the process dies they go back at once
+and no crash is counted against them. Each stage has its own file, so the three never collide.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ from dataclasses import asdict, dataclass, field, replace
 
 #: Folder of claims and crash counts under the temp folder (an emptyDir in Kubernetes).
 FOLDER = "mmm-backfill-claims"
+#: Stages of a claim: fetched ahead of R, in R, written after R. Only IN_R counts a crash.
+AHEAD, IN_R, WRITING = "ahead", "in_r", "writing"
+#: File name prefix of each stage's claim; the process identity follows.
+PREFIXES = {AHEAD: "ahead-", IN_R: "claim-", WRITING: "writing-"}
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,7 @@ class Claim:
     ack_id: str = ""
     run_path: str | None = None
     timed_out: bool = False
+    stage: str = IN_R
 
     @property
     def key(self) -> str:
@@ -57,8 +67,9 @@ class Claims:
     def __init__(self, root: str | None = None) -> None:
         self.root = root or os.path.join(tempfile.gettempdir(), FOLDER)
 
-    def _path(self, pid: int) -> str:
-        return os.path.join(self.root, f"claim-{process_identity(pid)}.json")
+    def _path(self, claim: Claim) -> str:
+        prefix = PREFIXES[claim.stage]
+        return os.path.join(self.root, f"{prefix}{process_identity(claim.pid)}.json")
 
     def _write(self, path: str, text: str) -> None:
         partial = f"{path}.{os.getpid()}.partial"
@@ -82,19 +93,30 @@ class Claims:
     @contextlib.contextmanager
     def holding(self, claim: Claim) -> Iterator[Claim]:
         """Keep ``claim`` on disk while the body runs; gone after it returns or raises."""
-        self._write(self._path(claim.pid), claim.to_json())
+        self.hold(claim)
         try:
             yield claim
         finally:
             self.release(claim)
 
+    def hold(self, claim: Claim) -> None:
+        self._write(self._path(claim), claim.to_json())
+
     def release(self, claim: Claim) -> None:
         with contextlib.suppress(FileNotFoundError):
-            os.remove(self._path(claim.pid))
+            os.remove(self._path(claim))
+
+    def move(self, claim: Claim, stage: str) -> Claim:
+        """The claim of the request at its next ``stage``. The new one is written before the old goes:
+        a death in between finds both, and counts a crash only if one of them is in R."""
+        moved = replace(claim, stage=stage)
+        self.hold(moved)
+        self.release(claim)
+        return moved
 
     def mark_timed_out(self, claim: Claim) -> Claim:
         timed_out = replace(claim, timed_out=True)
-        self._write(self._path(claim.pid), timed_out.to_json())
+        self._write(self._path(timed_out), timed_out.to_json())
         return timed_out
 
     def orphans(self) -> list[Claim]:
@@ -102,13 +124,14 @@ class Claims:
         taken = []
         names = os.listdir(self.root) if os.path.isdir(self.root) else []
         for name in sorted(names):
-            identity = name.removeprefix("claim-").removesuffix(".json")
+            prefix = next((p for p in PREFIXES.values() if name.startswith(p)), None)
+            identity = name.removeprefix(prefix or "").removesuffix(".json")
             pid = identity.split("-", 1)[0]
-            if not (name.startswith("claim-") and name.endswith(".json") and pid.isdigit()):
+            if not (prefix and name.endswith(".json") and pid.isdigit()):
                 continue
             if process_identity(int(pid)) == identity:
                 continue  # its process still runs
-            mine = os.path.join(self.root, f"taken-{os.getpid()}-{identity}.json")
+            mine = os.path.join(self.root, f"taken-{os.getpid()}-{prefix}{identity}.json")
             try:
                 os.rename(os.path.join(self.root, name), mine)  # atomic: one taker wins
             except FileNotFoundError:

@@ -1,4 +1,4 @@
-"""Handle one summary request: validate, skip if done, download, extract, write once, report."""
+"""Handle one summary request: validate, skip if done, download (worker/fetch.py), extract, write once, report."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from mmm_backfill import metrics
 from mmm_backfill.bus import Bus
 from mmm_backfill.config import Settings
-from mmm_backfill.errors import InvalidRunFile, MissingRunFile, OtherBucket, RdsTooLarge
 from mmm_backfill.messages import (
     BACKFILL_ID_ATTRIBUTE,
     SUMMARY_CREATED_AT_ATTRIBUTE,
@@ -21,19 +20,15 @@ from mmm_backfill.messages import (
     SummaryRequest,
     utc_now,
 )
-from mmm_backfill.runpath import INPUT_COLLECT, OUTPUT_COLLECT, RUN_FILES, RunPath
-from mmm_backfill.storage import ObjectInfo, PreconditionFailed, Storage
+from mmm_backfill.storage import PreconditionFailed, Storage
 from mmm_backfill.summary_state import summary_metadata
 from worker.decisions import Decision, dead_letter_attributes, decide
 from worker.extract import summarize_files
+from worker.fetch import TEMP_PREFIX, Fetched, RunFetcher
 from worker.rbridge import R_TEMP_PREFIX, RSession
-from worker.replace import refresh_summary
-from worker.runfiles import MAX_TEXT_BYTES
+from worker.replace import swap_in
 
 log = logging.getLogger(__name__)
-
-#: Prefix of per-run temp folders; the owning pid follows, so stale ones can be found.
-TEMP_PREFIX = "mmm-run-"
 
 
 @dataclass(frozen=True)
@@ -45,53 +40,99 @@ class Outcome:
     reason: str | None = None
 
 
+@dataclass
+class Built:
+    """A request past R: the summary to write (``body``), or nothing to write (``fetched.done``), or ``error``."""
+
+    fetched: Fetched
+    body: bytes | None = None
+    error: Exception | None = None
+    seconds: float = 0.0
+    #: ``created_at`` of the summary in ``body``, for the completion event's attribute.
+    created_at: str | None = None
+
+
 class Handler:
-    """Processes requests one at a time in this process; the caller acks or nacks by the outcome."""
+    """Processes requests one at a time in this process; the caller acks or nacks by the outcome.
+
+    A request goes through three stages: ``fetch`` (storage only, any thread: the summary's state and
+    the run's files on disk), ``build`` (R, on the one thread that handles requests) and ``complete``
+    (any thread: the summary written once, the event, or the failure classified). ``handle`` runs all three.
+    """
 
     def __init__(self, settings: Settings, storage: Storage, bus: Bus, session: RSession, worker_id: str) -> None:
         self.settings, self.storage, self.bus, self.session = settings, storage, bus, session
         self.worker_id = worker_id
-        #: ``created_at`` of the summary the request in hand built (None until one is built).
-        self._built_created_at: str | None = None
+        self.fetcher = RunFetcher(settings, storage)
 
-    def handle(self, data: bytes, attributes: dict[str, str]) -> Outcome:
+    def handle(self, data: bytes, attributes: dict[str, str], fetched: Fetched | None = None) -> Outcome:
         """Never raises: every failure becomes a dead letter or a retry, counted and logged."""
+        return self.complete(data, attributes, self.build(data, fetched))
+
+    def fetch(self, data: bytes, max_bytes: int | None = None) -> Fetched:
+        """The storage stage of a request (never raises; see ``RunFetcher.fetch``)."""
+        return self.fetcher.fetch(data, max_bytes)
+
+    def build(self, data: bytes, fetched: Fetched | None = None) -> Built:
+        """The R stage: the summary's bytes from the run's files, which are removed after. Never raises.
+
+        ``fetched``: the request's fetch, made ahead; fetched now when None (or deferred).
+        """
         started = time.monotonic()
         metrics.IN_FLIGHT.inc()
-        run_path = attributes.get("run_path")
-        self._built_created_at = None
+        if fetched is None or fetched.deferred:
+            fetched = self.fetch(data)
+        built = Built(fetched)
         try:
-            request = self._validate(data)
-            run_path = request.run_path
-            outcome, generation = (
-                self._summarize(request.run) if request.replace_generation is None else self._refresh(request)
-            )
-            self._publish_event(request, outcome, generation, time.monotonic() - started)
+            request = fetched.ready()
+            if fetched.done is None:
+                summary = summarize_files(request.run, fetched.files, self.session, self.settings.rds_limits)
+                built.body = json.dumps(summary, indent=2, allow_nan=False).encode()
+                built.created_at = summary["created_at"]
+        except Exception as exc:  # noqa: BLE001 - classified by ``complete``
+            built.error = exc
+        finally:
+            fetched.close()
+        built.seconds = fetched.seconds + time.monotonic() - started  # the fetch ahead, not its wait for R
+        return built
+
+    def complete(self, data: bytes, attributes: dict[str, str], built: Built) -> Outcome:
+        """The summary written once and its event published, or the failure dead-lettered or left to a retry.
+
+        Needs no R: runs on any thread. Never raises.
+        """
+        started = time.monotonic()
+        request = built.fetched.request
+        run_path = request.run_path if request is not None else attributes.get("run_path")
+        try:
+            if built.error is not None:
+                raise built.error
+            request = built.fetched.ready()
+            outcome, generation = built.fetched.done or self._write(request, built.body, built.fetched)
+            seconds = built.seconds + time.monotonic() - started
+            written = built.created_at if outcome in ("created", "replaced") else None
+            self._publish_event(request, outcome, generation, seconds, written)
             result = Outcome(outcome, run_path)
         except Exception as exc:  # noqa: BLE001 - classified below, never lost
             result = self._fail(exc, data, attributes, run_path)
         finally:
             metrics.IN_FLIGHT.dec()
-            metrics.RUN_SECONDS.observe(time.monotonic() - started)
+        seconds = built.seconds + time.monotonic() - started
+        metrics.RUN_SECONDS.observe(seconds)
         metrics.MESSAGES.labels(result.outcome).inc()
         log.info(
             "request %s",
             result.outcome,
-            extra={"run_path": run_path, "reason": result.reason, "seconds": round(time.monotonic() - started, 3)},
+            extra={"run_path": run_path, "reason": result.reason, "seconds": round(seconds, 3)},
         )
         return result
 
-    def _validate(self, data: bytes) -> SummaryRequest:
-        request = SummaryRequest.decode(data)
-        if request.bucket != self.settings.bucket:
-            raise OtherBucket(f"request for bucket {request.bucket!r}; this worker serves {self.settings.bucket!r}")
-        return request
-
-    def _summarize(self, run: RunPath) -> tuple[str, int]:
-        existing = self.storage.generation(run.summary_name)
-        if existing is not None:
-            return "already_existed", existing
-        body = self._build(run)
+    def _write(self, request: SummaryRequest, body: bytes | None, fetched: Fetched) -> tuple[str, int]:
+        """Write the new summary once: create-only for a backfill, compare-and-swap for a refresh."""
+        run = request.run
+        assert body is not None  # built: a summary, since the fetch found nothing done
+        if request.replace_generation is not None:
+            return swap_in(self.storage, run, request.replace_generation, body, fetched.live)
         try:
             return "created", self.storage.write(
                 run.summary_name, body, if_generation_match=0, metadata=summary_metadata()
@@ -99,42 +140,10 @@ class Handler:
         except PreconditionFailed:
             return "already_existed", self.storage.generation(run.summary_name) or 0
 
-    def _refresh(self, request: SummaryRequest) -> tuple[str, int]:
-        """Replace a legacy or outdated summary (worker/replace.py); a current one is left alone."""
-        return refresh_summary(
-            self.storage, request.run, request.replace_generation or 0, lambda: self._build(request.run)
-        )
-
-    def _build(self, run: RunPath) -> bytes:
-        """The run's new summary as bytes (download to a private temp dir, extract)."""
-        with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
-            summary = summarize_files(run, self._download(run, tmp), self.session, self.settings.rds_limits)
-        self._built_created_at = summary["created_at"]
-        return json.dumps(summary, indent=2, allow_nan=False).encode()
-
-    def _download(self, run: RunPath, tmp: str) -> dict[str, str]:
-        """Download the run's files (one listing, then one read per present file), bounded in size."""
-        listed = {o.name.rsplit("/", 1)[-1]: o for o in self.storage.list(run.prefix + "/")}
-        if OUTPUT_COLLECT not in listed:
-            raise MissingRunFile(f"{run}: {OUTPUT_COLLECT} does not exist")
-        files: dict[str, str] = {}
-        for name in RUN_FILES:
-            info = listed.get(name)
-            if info is None:
-                continue
-            self._check_size(name, info)
-            files[name] = os.path.join(tmp, name)
-            self.storage.download(info.name, files[name])
-            metrics.RDS_BYTES.inc(info.size if name in (OUTPUT_COLLECT, INPUT_COLLECT) else 0)
-        return files
-
-    def _check_size(self, name: str, info: ObjectInfo) -> None:
-        if name in (OUTPUT_COLLECT, INPUT_COLLECT) and info.size > self.settings.max_rds_bytes:
-            raise RdsTooLarge(f"{name}: {info.size} bytes, over the limit of {self.settings.max_rds_bytes}")
-        if name not in (OUTPUT_COLLECT, INPUT_COLLECT) and info.size > MAX_TEXT_BYTES:
-            raise InvalidRunFile(f"{name}: {info.size} bytes, over the limit of {MAX_TEXT_BYTES}")
-
-    def _publish_event(self, request: SummaryRequest, outcome: str, generation: int, seconds: float) -> None:
+    def _publish_event(
+        self, request: SummaryRequest, outcome: str, generation: int, seconds: float, created_at: str | None
+    ) -> None:
+        """Announce the run's summary; ``created_at``: of the summary this worker wrote (None when it found one)."""
         event = CompletionEvent(
             request.bucket,
             request.run_path,
@@ -148,8 +157,8 @@ class Handler:
             utc_now(),
         )
         attributes = {**event.attributes(), BACKFILL_ID_ATTRIBUTE: request.backfill_id}
-        if outcome in ("created", "replaced") and self._built_created_at:
-            attributes[SUMMARY_CREATED_AT_ATTRIBUTE] = self._built_created_at
+        if created_at:
+            attributes[SUMMARY_CREATED_AT_ATTRIBUTE] = created_at
         self.bus.publish_and_wait(self.settings.event_topic, event.encode(), attributes)
 
     def _fail(self, exc: Exception, data: bytes, attributes: dict[str, str], run_path: str | None) -> Outcome:

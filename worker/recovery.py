@@ -3,7 +3,8 @@
 The decisions are small and explicit: a request found held by a dead process counts one crash and goes
 back to the subscription until it has killed ``max_worker_crashes`` processes, then it is dead-lettered
 as ``worker_crashed``; a run past ``max_run_seconds`` is dead-lettered as ``run_timeout`` at once and its
-process replaced (R cannot be interrupted safely mid-call). Nothing here is acked before its dead letter
+process replaced (R cannot be interrupted safely mid-call); a request a dead process held outside R
+(fetched ahead, or written after) goes back at once, with no crash counted. Nothing here is acked before its dead letter
 is confirmed, so a failure on the way leaves the request to come back, never lost.
 """
 
@@ -13,12 +14,13 @@ import contextlib
 import logging
 import os
 import threading
+from collections.abc import Callable
 
 from mmm_backfill import metrics
 from mmm_backfill.bus import Bus
 from mmm_backfill.config import Settings
 from mmm_backfill.errors import PermanentError, RunTimeout, WorkerCrashed
-from worker.claims import Claim, Claims
+from worker.claims import IN_R, Claim, Claims
 from worker.handler import publish_dead_letter
 
 log = logging.getLogger(__name__)
@@ -57,8 +59,21 @@ def give_up_or_return(bus: Bus, settings: Settings, worker_id: str, exc: Permane
         return "retry"
 
 
+def give_back(bus: Bus, settings: Settings, claim: Claim) -> None:
+    """Return a request held outside R to the subscription at once (nack); no crash is counted."""
+    log.info(
+        "a request held outside R goes back to the queue", extra={"run_path": claim.run_path, "stage": claim.stage}
+    )
+    with contextlib.suppress(Exception):  # else its lease lapses and Pub/Sub redelivers it
+        bus.nack(settings.request_subscription, [claim.ack_id])
+    metrics.MESSAGES.labels("returned").inc()
+
+
 def settle(claims: Claims, bus: Bus, settings: Settings, worker_id: str, claim: Claim) -> str:
-    """Decide and act on a request whose process is gone: ``retry`` or ``dead_lettered``."""
+    """Decide and act on a request whose process is gone: ``returned``, ``retry`` or ``dead_lettered``."""
+    if claim.stage != IN_R:
+        give_back(bus, settings, claim)
+        return "returned"
     if claim.timed_out:
         give_up(bus, settings, worker_id, RunTimeout(_timeout_message(settings)), claim)
         return "dead_lettered"
@@ -101,10 +116,20 @@ class Deadline:
     The run cannot be stopped from outside its thread (R does not unwind safely), so the process exits
     with EXIT_RUN_TIMEOUT after dead-lettering the request; its pool or supervisor starts a fresh one.
     If the dead letter cannot be published, the claim, marked as timed out, is settled by the next one.
+    ``before_exit`` runs just before the exit (the consumer returns a request it fetched ahead).
     """
 
-    def __init__(self, claims: Claims, bus: Bus, settings: Settings, worker_id: str, claim: Claim) -> None:
-        self._timer = threading.Timer(settings.max_run_seconds, self._expire, (claims, bus, settings, worker_id, claim))
+    def __init__(
+        self,
+        claims: Claims,
+        bus: Bus,
+        settings: Settings,
+        worker_id: str,
+        claim: Claim,
+        before_exit: Callable[[], None] = lambda: None,
+    ) -> None:
+        args = (claims, bus, settings, worker_id, claim, before_exit)
+        self._timer = threading.Timer(settings.max_run_seconds, self._expire, args)
         self._timer.daemon = True
 
     def __enter__(self) -> Deadline:
@@ -115,13 +140,17 @@ class Deadline:
         self._timer.cancel()
 
     @staticmethod
-    def _expire(claims: Claims, bus: Bus, settings: Settings, worker_id: str, claim: Claim) -> None:
+    def _expire(
+        claims: Claims, bus: Bus, settings: Settings, worker_id: str, claim: Claim, before_exit: Callable[[], None]
+    ) -> None:
         claim = claims.mark_timed_out(claim)
         try:
             settle(claims, bus, settings, worker_id, claim)
             claims.release(claim)
         except Exception as exc:  # noqa: BLE001 - the marked claim is settled by the next process
             log.error("could not give up the timed-out request: %s", exc, extra={"run_path": claim.run_path})
+        with contextlib.suppress(Exception):  # what it leaves is settled by the next process
+            before_exit()
         logging.shutdown()
         os._exit(EXIT_RUN_TIMEOUT)
 

@@ -9,7 +9,6 @@ to ``model_summary.previous.json`` before the swap, so nothing written is ever l
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 from mmm_backfill.errors import TransientError
 from mmm_backfill.runpath import RunPath
@@ -35,19 +34,6 @@ class ReplaceConflict(TransientError):
 
 def previous_name(run: RunPath) -> str:
     return run.object_name(PREVIOUS_SUMMARY_NAME)
-
-
-def refresh_summary(storage: Storage, run: RunPath, expected: int, build: Callable[[], bytes]) -> tuple[str, int]:
-    """Make ``run``'s summary current; returns ``(outcome, generation)``.
-
-    ``build`` makes the new summary's bytes (download and extract); it is not called when the
-    summary is already current, so such a refresh costs one metadata call and still completes.
-    Outcomes: ``already_existed`` (current, left alone), ``created`` (was missing), ``replaced``.
-    """
-    live = storage.stat(run.summary_name)
-    if live is not None and summary_state(live.metadata) is SummaryState.CURRENT:
-        return "already_existed", live.generation
-    return swap_in(storage, run, expected, build(), live)
 
 
 def swap_in(storage: Storage, run: RunPath, expected: int, body: bytes, live: ObjectInfo | None) -> tuple[str, int]:

@@ -52,6 +52,7 @@ def test_reports_every_section_without_errors(quick):
         "aggregator",
         "refresh",
         "wait",
+        "latency",
         "targets",
     ):
         assert key in quick, key
@@ -108,6 +109,18 @@ def test_wait_follows_every_run_and_reports_its_requests_beside_a_listing(quick)
     assert wait["ratio_to_bare_listing"] > 0
 
 
+def test_latency_measures_each_path_at_loopback_and_shaped(quick):
+    latency = quick["latency"]
+    assert set(latency["per_process"]) == {"samples", "generated"}
+    for paths in latency["per_process"].values():
+        assert set(paths) == {"sequential", "prefetch"}
+        for found in paths.values():
+            assert found["loopback"]["complete"] and found["shaped"]["complete"]
+            assert found["shaped_to_loopback"] > 0
+    for found in latency["spread"].values():
+        assert found["complete"] and sum(found["runs_by_worker"]) == quick["config"]["latency_runs"]
+
+
 def test_targets_are_listed_with_a_verdict(quick):
     names = [t["name"] for t in quick["targets"]]
     for name in TARGET_NAMES:
@@ -115,4 +128,5 @@ def test_targets_are_listed_with_a_verdict(quick):
     assert any(n.startswith("producer dry run") for n in names)
     assert any(n.startswith("aggregator") for n in names)
     assert any(n.startswith("refresh scan") for n in names)
+    assert any(n.startswith("shaped / loopback per process") for n in names)
     assert {t["result"] for t in quick["targets"]} <= {"PASS", "FAIL", "n/a"}

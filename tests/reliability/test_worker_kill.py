@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
 from backfill_kit import (
     BucketWatcher,
+    Role,
     Roles,
     backfill_figure,
     publish_requests,
@@ -17,7 +20,7 @@ from backfill_kit import (
 )
 
 from mmm_backfill.runpath import RunPath
-from worker.claims import FOLDER
+from worker.claims import AHEAD, FOLDER, Claim, Claims
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 
@@ -83,4 +86,69 @@ def test_sigkilled_workers_leave_each_run_summarised_once_and_no_temp_space(
     assert dead_pids_folders == [], "the restarted workers must remove the dead ones' run and R folders"
     assert left == [], f"temp space leaked: {left}"
     assert claims_left == [], f"claims of dead workers left unsettled: {claims_left}"
+    assert set(codes.values()) == {0}, roles.tail()
+
+
+#: The killed worker's lease of each request it holds (its subscription's deadline, capped there): a request
+#: that came back sooner was returned by the next worker, not left to lapse.
+AHEAD_LEASE_SECONDS = 60
+
+
+def claims_now(run_tmp, prefix: str) -> list[Claim]:
+    found = []
+    for path in (run_tmp / FOLDER).glob(f"{prefix}*.json") if (run_tmp / FOLDER).exists() else []:
+        try:
+            found.append(Claim.from_json(path.read_text()))
+        except (OSError, ValueError):
+            continue  # replaced or removed while read
+    return found
+
+
+def frozen_with_one_ahead(role: Role, run_tmp) -> bool:
+    """Stop ``role`` (SIGSTOP) if it holds one run in R and another ahead; else let it go on, False.
+
+    Frozen, its claims cannot move between the look and the kill that follows.
+    """
+    os.kill(role.pid, signal.SIGSTOP)
+    in_r, ahead = claims_now(run_tmp, "claim-"), claims_now(run_tmp, "ahead-")
+    if len(in_r) == 1 and len(ahead) == 1 and in_r[0].run_path != ahead[0].run_path:
+        return True
+    os.kill(role.pid, signal.SIGCONT)
+    return False
+
+
+def test_sigkill_while_a_request_is_fetched_ahead_returns_it_at_once_with_no_crash_counted(
+    rel_settings, storage, bus, rel_topology, templates, proxy, roles, run_tmp, tap
+):
+    runs = [RunPath("r1", "us", f"1104_{i:06d}") for i in range(4)]
+    upload_runs(storage, templates["slow"], runs)
+    publish_requests(bus, rel_settings, runs)  # a backlog before the start: the worker fetches ahead
+    lease = {"MMM_BACKFILL_ACK_DEADLINE_SECONDS": str(AHEAD_LEASE_SECONDS)}
+    first = roles.start("worker", **lease)
+    wait_for(lambda: frozen_with_one_ahead(first, run_tmp), 90, "the worker caught with a run in R and one ahead")
+    roles.kill(first)
+    killed_at = time.monotonic()
+    (in_r,), (ahead,) = claims_now(run_tmp, "claim-"), claims_now(run_tmp, "ahead-")
+    assert in_r.run_path != ahead.run_path and ahead.stage == AHEAD
+    roles.wait_ready(roles.start("worker", **lease))  # as a supervisor would: it settles the dead one's requests
+    ahead_run = RunPath.parse(ahead.run_path)
+    wait_for(lambda: read_summaries(storage, [ahead_run])[ahead_run], 90, "the run fetched ahead summarised")
+    ahead_seconds = time.monotonic() - killed_at
+    wait_for(lambda: all(read_summaries(storage, runs).values()), 90, "every run summarised")
+    codes = roles.stop_all()
+    tap.drain()
+    summaries = read_summaries(storage, runs)
+    crashes = Claims(str(run_tmp / FOLDER))
+
+    assert ahead_seconds < AHEAD_LEASE_SECONDS, f"came back after {ahead_seconds:.0f}s: its lease lapsed"
+    assert crashes.crashes(ahead.key) == 0, "a run R never touched is not a crash"
+    assert crashes.crashes(in_r.key) == 1
+    for run in runs:
+        generation = summaries[run][1]
+        assert proxy.writes_of(run.summary_name) == [generation], f"{run}: written more than once"
+        assert tap.outcomes(run)["created"] <= 1 and tap.generations(run) == {generation}
+    assert tap.outcomes(ahead_run)["created"] == 1, "the run fetched ahead is handled once, by the next worker"
+    returned = [r for r in roles.log_records() if r.get("message") == "a request held outside R goes back to the queue"]
+    assert ahead.run_path in [r.get("run_path") for r in returned]
+    assert claims_now(run_tmp, "claim-") == [] and claims_now(run_tmp, "ahead-") == []
     assert set(codes.values()) == {0}, roles.tail()

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from worker.claims import Claim, Claims, process_identity
+from worker.claims import AHEAD, IN_R, WRITING, Claim, Claims, process_identity
 
 CHILD_HOLDS_AND_DIES = """
 import os, sys
@@ -81,3 +81,33 @@ def test_tidy_removes_empty_folders_and_keeps_crash_counts(tmp_path):
     claims.record_crash("k")
     claims.tidy()
     assert claims.crashes("k") == 1
+
+
+CHILD_HOLDS_AHEAD_AND_DIES = """
+import os, sys
+from worker.claims import Claim, Claims
+claims = Claims(sys.argv[1])
+claims.hold(Claim(os.getpid(), b"in R", {}, "ack-1", "robyn/r1/de/1"))
+claims.hold(Claim(os.getpid(), b"ahead", {}, "ack-2", "robyn/r1/de/2", stage="ahead"))
+claims.hold(Claim(os.getpid(), b"writing", {}, "ack-3", "robyn/r1/de/3", stage="writing"))
+os._exit(9)
+"""
+
+
+def test_a_dead_process_leaves_a_claim_per_stage_each_told_apart(tmp_path):
+    subprocess.run([sys.executable, "-c", CHILD_HOLDS_AHEAD_AND_DIES, str(tmp_path)], check=False)
+    found = {c.data: c.stage for c in Claims(str(tmp_path)).orphans()}
+    assert found == {b"in R": IN_R, b"ahead": AHEAD, b"writing": WRITING}
+
+
+def test_a_claim_moved_through_its_stages_leaves_one_file_at_a_time(tmp_path):
+    claims = Claims(str(tmp_path))
+    claim = Claim(os.getpid(), b"next", stage=AHEAD)
+    claims.hold(claim)
+    files = []
+    for stage in (IN_R, WRITING):
+        files.append([p.name.split("-")[0] for p in tmp_path.iterdir()])
+        claim = claims.move(claim, stage)
+    files.append([p.name.split("-")[0] for p in tmp_path.iterdir()])
+    claims.release(claim)
+    assert files == [["ahead"], ["claim"], ["writing"]] and list(tmp_path.iterdir()) == []

@@ -27,20 +27,45 @@ def enqueue(bus, settings, runs):
         bus.publish_and_wait(settings.request_topic, msg.encode(), msg.attributes())
 
 
+def consume_until(settings, done) -> int:
+    """Run the consumer in a thread until ``done()``, then stop it; its exit code."""
+    stop, result = threading.Event(), {}
+    thread = threading.Thread(target=lambda: result.update(code=consume(settings, stop, install_signals=False)))
+    thread.start()
+    try:
+        assert wait_for(done)
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    return result["code"]
+
+
 def test_consumer_summarises_every_request_then_stops_cleanly(settings, storage, bus, topology, generated_runs):
     runs = [RunPath("r1", "de", f"t{i}") for i in range(3)]
     for run in runs:
         upload_run(storage, generated_runs["standard"], run)
     enqueue(bus, settings, runs)
-    stop, result = threading.Event(), {}
-    thread = threading.Thread(target=lambda: result.update(code=consume(settings, stop, install_signals=False)))
-    thread.start()
-    try:
-        assert wait_for(lambda: all(storage.generation(r.summary_name) for r in runs))
-    finally:
-        stop.set()
-        thread.join(timeout=60)
-    assert result["code"] == 0
+    assert consume_until(settings, lambda: all(storage.generation(r.summary_name) for r in runs)) == 0
+
+
+def test_consumer_fetching_ahead_from_a_backlog_summarises_every_request_and_holds_nothing_after_a_stop(
+    settings, storage, bus, topology, generated_runs
+):
+    from worker.claims import FOLDER
+
+    runs = [RunPath("r1", "fr", f"t{i}") for i in range(4)]
+    for run in runs:
+        upload_run(storage, generated_runs["standard"], run)
+    enqueue(bus, settings, runs)  # a backlog before the start: requests are fetched ahead
+    assert consume_until(settings, lambda: all(storage.generation(r.summary_name) for r in runs)) == 0
+    mine = f"-{os.getpid()}-"
+    claims_dir = os.path.join(_tmp_root(), FOLDER)
+    held = [
+        n
+        for n in (os.listdir(claims_dir) if os.path.isdir(claims_dir) else [])
+        if n.split("-")[1:2] == [str(os.getpid())]
+    ]
+    assert held == [] and not [e.name for e in _tmp_entries() if e.name.startswith("mmm-run" + mine)]
 
 
 def test_sigterm_mid_run_finishes_or_returns_the_run(settings, storage, bus, topology, emulator_env, tmp_path):
@@ -65,10 +90,14 @@ def test_sigterm_mid_run_finishes_or_returns_the_run(settings, storage, bus, top
         assert wait_for(lambda: bool(_pull_one(bus, settings)), timeout=30)
 
 
-def _tmp_entries():
+def _tmp_root() -> str:
     import tempfile
 
-    return list(os.scandir(tempfile.gettempdir()))
+    return tempfile.gettempdir()
+
+
+def _tmp_entries():
+    return list(os.scandir(_tmp_root()))
 
 
 def _pull_one(bus, settings):
