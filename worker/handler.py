@@ -28,7 +28,6 @@ from worker.decisions import Decision, dead_letter_attributes, decide
 from worker.extract import summarize_files
 from worker.rbridge import R_TEMP_PREFIX, RSession
 from worker.replace import refresh_summary
-from worker.runfiles import MAX_TEXT_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -124,15 +123,18 @@ class Handler:
                 continue
             self._check_size(name, info)
             files[name] = os.path.join(tmp, name)
-            self.storage.download(info.name, files[name])
+            self.storage.download_object(info, files[name], self._max_bytes(name))
             metrics.RDS_BYTES.inc(info.size if name in (OUTPUT_COLLECT, INPUT_COLLECT) else 0)
         return files
 
+    def _max_bytes(self, name: str) -> int:
+        rds = name in (OUTPUT_COLLECT, INPUT_COLLECT)
+        return self.settings.max_rds_bytes if rds else self.settings.max_run_text_bytes
+
     def _check_size(self, name: str, info: ObjectInfo) -> None:
-        if name in (OUTPUT_COLLECT, INPUT_COLLECT) and info.size > self.settings.max_rds_bytes:
-            raise RdsTooLarge(f"{name}: {info.size} bytes, over the limit of {self.settings.max_rds_bytes}")
-        if name not in (OUTPUT_COLLECT, INPUT_COLLECT) and info.size > MAX_TEXT_BYTES:
-            raise InvalidRunFile(f"{name}: {info.size} bytes, over the limit of {MAX_TEXT_BYTES}")
+        if info.size > self._max_bytes(name):
+            error = RdsTooLarge if name in (OUTPUT_COLLECT, INPUT_COLLECT) else InvalidRunFile
+            raise error(f"{name}: {info.size} bytes, over the limit of {self._max_bytes(name)}")
 
     def _publish_event(self, request: SummaryRequest, outcome: str, generation: int, seconds: float) -> None:
         event = CompletionEvent(
