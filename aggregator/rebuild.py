@@ -29,7 +29,7 @@ from aggregator.country import (
 )
 from mmm_backfill import metrics
 from mmm_backfill.config import Settings
-from mmm_backfill.errors import InvalidRunPath, TransientError
+from mmm_backfill.errors import InvalidRunPath, ObjectTooLarge, TransientError
 from mmm_backfill.runpath import RUNS_ROOT, check_segment, country_summary_name
 from mmm_backfill.stopping import StopRequest
 from mmm_backfill.storage import ObjectInfo, PreconditionFailed, Storage
@@ -133,10 +133,11 @@ def read_country_file(
     found = storage.stat(country_summary_name(country))
     if found is None:
         return None, 0
-    if found.size > max_bytes:
+    try:
+        data = storage.read_object(found, max_bytes)
+    except ObjectTooLarge:  # listed larger, or stored compressed and larger once decoded
         log.warning("country file over %d bytes: replaced unread", max_bytes, extra={"country": country})
         return None, found.generation
-    data = storage.read_object(found, max_bytes)
     if data is None:
         raise PreconditionFailed(found.name)
     document = parse_summary(data)

@@ -109,6 +109,13 @@ def test_a_country_file_over_its_limit_is_replaced_unread(storage, kit):
     assert kit.runs_in_file("de") == {run("good").prefix}
 
 
+def test_a_country_file_that_decodes_past_its_limit_is_replaced(storage, kit):
+    put_compressed(storage, country_summary_name("de"), b" " * 50_000_000)
+    kit.put_summary(run("good"))
+    assert rebuild_country(storage, "de", SummaryCache(storage), max_file_bytes=1 << 20).result == "written"
+    assert kit.runs_in_file("de") == {run("good").prefix}
+
+
 def test_a_country_file_that_is_not_a_json_object_is_replaced(storage, kit):
     storage.write(country_summary_name("de"), b"[" * 100_000, 0)
     kit.put_summary(run("good"))
