@@ -113,7 +113,12 @@ def refuse_listed(obj: ObjectInfo, max_bytes: int) -> None:
         raise ObjectTooLarge(f"{obj.name}: {obj.size} bytes, over the limit of {max_bytes}")
 
 
-def make_client(project: str) -> storage.Client:
+def make_client(project: str, endpoint: str | None = None) -> storage.Client:
+    """A client of Cloud Storage, of the emulator named by ``STORAGE_EMULATOR_HOST``, or of ``endpoint``
+    (a relay in front of an emulator, with anonymous credentials)."""
+    if endpoint:
+        options = {"api_endpoint": endpoint}
+        return storage.Client(project=project, credentials=AnonymousCredentials(), client_options=options)
     if os.environ.get("STORAGE_EMULATOR_HOST"):
         return storage.Client(project=project, credentials=AnonymousCredentials())
     return storage.Client(project=project)

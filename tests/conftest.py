@@ -137,6 +137,18 @@ def storage(settings):
 
 
 @pytest.fixture
+def atomic_storage(gcs_emulator, settings):
+    """Make Storage clients of the test's bucket through ``AtomicGcs``: the emulator, with Cloud
+    Storage's semantics for copies (both preconditions, one mutating request at a time)."""
+    from atomic_gcs import AtomicGcs
+
+    from mmm_backfill.storage import Storage, make_client
+
+    with AtomicGcs(gcs_emulator.url) as relay:
+        yield lambda: Storage(settings.project, settings.bucket, client=make_client(settings.project, relay.url))
+
+
+@pytest.fixture
 def topology(settings, bus, storage):
     """Topics, subscriptions and bucket of ``settings``, created by ``setup``."""
     from mmm_backfill.topology import setup_topology

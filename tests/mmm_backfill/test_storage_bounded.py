@@ -2,7 +2,9 @@
 
 fake-gcs-server v1.54 ignores ``ifGenerationMatch`` and ``ifSourceGenerationMatch`` on a rewrite
 (it copies unconditionally); it does honour ``sourceGeneration``, so a copy pinned to a version that
-was replaced meanwhile fails there as it does on Cloud Storage. Those are what is tested here.
+was replaced meanwhile fails there as it does on Cloud Storage. The two preconditions are tested
+through ``atomic_storage`` (a relay that checks them as Cloud Storage does): what is sent, and how
+a refusal is taken.
 """
 
 import gzip
@@ -84,4 +86,23 @@ def test_a_copy_of_a_version_replaced_meanwhile_is_refused(storage):
     storage.write("a/s.json", b"new", generation)
     with pytest.raises(PreconditionFailed):
         storage.copy(seen, "a/s.copy.json", 0)
+    assert storage.stat("a/s.copy.json") is None
+
+
+def test_a_copy_over_a_destination_changed_since_it_was_seen_is_refused(storage, atomic_storage):
+    storage.write("a/s.json", b"old", 0)
+    seen = storage.stat("a/s.json")
+    first = atomic_storage().copy(seen, "a/s.copy.json", 0)
+    with pytest.raises(PreconditionFailed):
+        atomic_storage().copy(seen, "a/s.copy.json", 0)  # another copy got there first
+    assert storage.stat("a/s.copy.json").generation == first
+
+
+def test_a_copy_of_a_summary_that_is_no_longer_live_is_refused(storage, atomic_storage):
+    generation = storage.write("a/s.json", b"old", 0)
+    seen = storage.stat("a/s.json")
+    storage.write("a/s.json", b"new", generation)
+    relayed = atomic_storage()
+    with pytest.raises(PreconditionFailed):
+        relayed.copy(seen, "a/s.copy.json", 0)
     assert storage.stat("a/s.copy.json") is None

@@ -147,17 +147,20 @@ def test_a_legacy_write_during_the_refresh_is_kept_aside_then_replaced(settings,
     assert storage.stat(previous_name(RUN)).metadata[PREVIOUS_GENERATION_KEY] == str(theirs["generation"])
 
 
-def test_racing_refreshes_and_a_writer_lose_no_write(settings, storage, legacy):
-    """Six refreshes of one legacy summary and a writer of a current one, all at once."""
+def test_racing_refreshes_and_a_writer_lose_no_write(settings, storage, legacy, atomic_storage):
+    """Six refreshes of one legacy summary and a writer of a current one, all at once.
+
+    Through ``atomic_storage``: the copy aside is a rewrite, whose preconditions the emulator ignores.
+    """
     barrier, results = threading.Barrier(7), []
 
     def refresh(i):
-        mine = Storage(settings.project, settings.bucket)
+        mine = atomic_storage()
         barrier.wait()
         results.append(swap_in(mine, RUN, legacy, json.dumps({"refresh": i}).encode(), mine.stat(RUN.summary_name)))
 
     def writer():
-        mine = Storage(settings.project, settings.bucket)
+        mine = atomic_storage()
         barrier.wait()
         try:
             results.append(
