@@ -1,4 +1,7 @@
-"""The country file (``model_summary/{country}/summary.json``) built from run summaries: pure, no I/O."""
+"""The country file (``model_summary/{country}/summary.json``) built from run summaries: pure, no I/O.
+
+Run summaries are untrusted: what each one contributes is its typed headline (``aggregator/headline.py``).
+"""
 
 from __future__ import annotations
 
@@ -9,28 +12,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from aggregator.headline import Headline, Unreadable, headline_of
+from aggregator.headline import parse_summary as parse_summary  # re-exported: the parse behind a country file
 from mmm_backfill.errors import InvalidRunPath
 from mmm_backfill.runpath import RUN_SUMMARY_NAME, RunPath
 from mmm_backfill.summary_schema import SCHEMA_VERSION
 
-#: Fields copied from each run summary into the country file's ``runs`` entries, in output order.
-RUN_FIELDS = (
-    "created_at",
-    "has_pareto_models",
-    "pareto_model_count",
-    "candidate_model_count",
-    "best_model",
-    "training_time_mins",
-)
 #: The only field that changes when nothing else did; comparisons ignore it.
 VOLATILE_FIELDS = ("aggregated_at",)
-
-
-@dataclass(frozen=True)
-class Unreadable:
-    """Stands for a run summary whose bytes are not JSON (so the cache can keep the verdict)."""
-
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -47,18 +36,6 @@ class CountryBuild:
 
     document: dict[str, Any]
     skipped: list[Skipped]
-
-
-def parse_summary(data: bytes) -> Any:
-    """Parsed JSON, or Unreadable: a broken summary is a verdict to report, not an error to raise.
-
-    ``NaN`` and ``Infinity`` tokens (not JSON, but Python writes them) become null, so the country
-    file stays valid JSON.
-    """
-    try:
-        return json.loads(data.decode("utf-8"), parse_constant=lambda _: None)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        return Unreadable(f"not_json: {type(exc).__name__}")
 
 
 def format_utc(moment: dt.datetime) -> str:
@@ -85,30 +62,26 @@ def run_of(name: str) -> RunPath | None:
         return None
 
 
-def check_summary(name: str, summary: Any, country: str) -> str | None:
+def check_summary(name: str, headline: Headline | Unreadable, country: str) -> str | None:
     """Why the summary cannot be part of ``country``'s file, or None when it can."""
-    if isinstance(summary, Unreadable):
-        return summary.reason
-    if not isinstance(summary, dict):
-        return "not_object"
+    if isinstance(headline, Unreadable):
+        return headline.reason
     run = run_of(name)
     if run is None:
         return "not_a_run_summary"
-    if summary.get("country") != country or run.country != country:
+    if headline.country != country or run.country != country:
         return "other_country"
-    if (summary.get("revision"), summary.get("timestamp")) != (run.revision, run.timestamp):
+    if (headline.revision, headline.timestamp) != (run.revision, run.timestamp):
         return "path_mismatch"
-    if summary.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+    if headline.schema_version != SCHEMA_VERSION:
         return "unknown_schema_version"
-    return None
+    return headline.problem
 
 
-def run_entry(run: RunPath, summary: dict[str, Any]) -> dict[str, Any]:
-    """One ``runs`` entry: where the run is and the headline fields of its summary."""
+def run_entry(run: RunPath, headline: Headline) -> dict[str, Any]:
+    """One ``runs`` entry: where the run is and the typed headline fields of its summary."""
     entry: dict[str, Any] = {"revision": run.revision, "timestamp": run.timestamp, "run_path": run.prefix}
-    entry.update({field: summary.get(field) for field in RUN_FIELDS})
-    if not isinstance(entry["best_model"], dict):
-        entry["best_model"] = None
+    entry.update(headline.fields or {})
     return entry
 
 
@@ -128,15 +101,17 @@ def best_model_overall(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def build_country_file(country: str, summaries: Iterable[tuple[str, Any]], aggregated_at: dt.datetime) -> CountryBuild:
-    """Build ``country``'s file from ``(object name, parsed summary)`` pairs, in any order.
+    """Build ``country``'s file from ``(object name, summary)`` pairs, in any order.
 
-    Pairs that are not a valid summary of this country are left out and listed in ``skipped``.
+    A summary is given parsed, as its Headline or as its Unreadable verdict. Pairs that are not a
+    valid summary of this country are left out and listed in ``skipped``.
     """
     runs, skipped = [], []
     for name, summary in summaries:
-        reason = check_summary(name, summary, country)
+        headline = headline_of(summary)
+        reason = check_summary(name, headline, country)
         if reason is None:
-            runs.append(run_entry(run_of(name), summary))  # type: ignore[arg-type]
+            runs.append(run_entry(run_of(name), headline))  # type: ignore[arg-type]
         else:
             skipped.append(Skipped(name, reason))
     runs.sort(key=lambda run: (run["revision"], run["timestamp"], run["run_path"]))

@@ -7,9 +7,9 @@ by two aggregators writing at once.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
-import json
 import logging
 import random
 import time
@@ -18,13 +18,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aggregator.cache import SummaryCache
-from aggregator.country import Skipped, build_country_file, encode_country_file, run_of, same_content
+from aggregator.country import (
+    CountryBuild,
+    Skipped,
+    build_country_file,
+    encode_country_file,
+    parse_summary,
+    run_of,
+    same_content,
+)
 from mmm_backfill import metrics
 from mmm_backfill.config import Settings
-from mmm_backfill.errors import InvalidRunPath, TransientError
+from mmm_backfill.errors import InvalidRunPath, ObjectTooLarge, TransientError
 from mmm_backfill.runpath import RUNS_ROOT, check_segment, country_summary_name
 from mmm_backfill.stopping import StopRequest
-from mmm_backfill.storage import PreconditionFailed, Storage
+from mmm_backfill.storage import ObjectInfo, PreconditionFailed, Storage
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +40,10 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 10
 #: Sleep between lost races: attempt x this, plus up to the same again at random, in seconds.
 CONFLICT_BACKOFF_SECONDS = 0.05
+#: Summaries left out that a rebuild names one by one in its log, and ``aggregate`` in its report
+#: (each country's count by reason is always complete): a bucket of bad summaries cannot flood either.
+MAX_SKIPPED_LOGGED = 20
+MAX_SKIPPED_REPORTED = 100
 
 
 class RebuildConflict(TransientError):
@@ -85,37 +97,59 @@ def _segments(storage: Storage, prefix: str, what: str) -> list[str]:
     return names
 
 
-def list_run_summaries(storage: Storage, country: str) -> list[tuple[str, int]]:
-    """``(name, generation)`` of every run summary of ``country``, across revisions.
+def list_summary_objects(storage: Storage, country: str) -> list[ObjectInfo]:
+    """Every run summary of ``country`` as listed (name, generation, size), across revisions.
 
     The emulator ignores ``match_glob``, so the listing is filtered here: only
     ``robyn/R/C/T/model_summary.json``, not files deeper in a run's folder.
     """
     found = []
     for revision in list_revisions(storage):
-        for obj in storage.list(f"{RUNS_ROOT}/{revision}/{country}/"):
-            if run_of(obj.name) is not None:
-                found.append((obj.name, obj.generation))
+        found.extend(obj for obj in storage.list(f"{RUNS_ROOT}/{revision}/{country}/") if run_of(obj.name) is not None)
     return found
 
 
-def read_country_file(storage: Storage, country: str) -> tuple[Any, int]:
-    """The current country file (None if absent or not JSON) and its generation (0 if absent)."""
-    current = storage.read(country_summary_name(country))
-    if current is None:
+def list_run_summaries(storage: Storage, country: str) -> list[tuple[str, int]]:
+    """``(name, generation)`` of every run summary of ``country``, across revisions."""
+    return [(obj.name, obj.generation) for obj in list_summary_objects(storage, country)]
+
+
+def build_from_bucket(
+    storage: Storage, country: str, cache: SummaryCache, now: Callable[[], dt.datetime] = utc_now
+) -> CountryBuild:
+    """``country``'s file as the bucket's run summaries make it now (read through ``cache``), unwritten."""
+    summaries = cache.get_many(list_summary_objects(storage, country))
+    return build_country_file(country, ((name, s) for (name, _), s in summaries.items()), now())
+
+
+def read_country_file(
+    storage: Storage, country: str, max_bytes: int = Settings.max_country_file_bytes
+) -> tuple[Any, int]:
+    """The current country file (None if absent, unreadable or over ``max_bytes``) and its generation (0 if absent).
+
+    A file over the limit is not read: the rebuild replaces it, conditioned on this generation.
+    Raises PreconditionFailed when the version found vanished before it could be read.
+    """
+    found = storage.stat(country_summary_name(country))
+    if found is None:
         return None, 0
-    data, generation = current
     try:
-        return json.loads(data), generation
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None, generation
+        data = storage.read_object(found, max_bytes)
+    except ObjectTooLarge:  # listed larger, or stored compressed and larger once decoded
+        log.warning("country file over %d bytes: replaced unread", max_bytes, extra={"country": country})
+        return None, found.generation
+    if data is None:
+        raise PreconditionFailed(found.name)
+    document = parse_summary(data)
+    return (document if isinstance(document, dict) else None), found.generation
 
 
-def _attempt(storage: Storage, country: str, cache: SummaryCache, now: Callable[[], dt.datetime]) -> RebuildResult:
+def _attempt(
+    storage: Storage, country: str, cache: SummaryCache, now: Callable[[], dt.datetime], max_file_bytes: int
+) -> RebuildResult:
     """One read-list-build-write round; raises PreconditionFailed when another writer went first."""
-    current, generation = read_country_file(storage, country)  # before listing: see the module doc
-    summaries = cache.get_many(list_run_summaries(storage, country))
-    build = build_country_file(country, ((name, s) for (name, _), s in summaries.items()), now())
+    current, generation = read_country_file(storage, country, max_file_bytes)  # before listing: see the module doc
+    build = build_from_bucket(storage, country, cache, now)
     if current is not None and same_content(current, build.document):
         return RebuildResult(country, "unchanged", generation, current, build.skipped)
     data = encode_country_file(build.document)
@@ -130,25 +164,43 @@ def rebuild_country(
     now: Callable[[], dt.datetime] = utc_now,
     max_attempts: int = MAX_ATTEMPTS,
     sleep: Callable[[float], None] = time.sleep,
+    max_file_bytes: int = Settings.max_country_file_bytes,
 ) -> RebuildResult:
     """Bring ``country``'s file up to date with every run summary in the bucket.
 
+    ``max_file_bytes``: the current file is read back only up to this size (see ``read_country_file``).
     Raises InvalidRunPath for a bad country name and RebuildConflict after ``max_attempts`` lost races.
     """
     check_segment(country, "country")
     for attempt in range(1, max_attempts + 1):
         try:
-            result = _attempt(storage, country, cache, now)
+            result = _attempt(storage, country, cache, now, max_file_bytes)
         except PreconditionFailed:
             log.info("country file changed under the rebuild; again", extra={"country": country, "attempt": attempt})
             sleep(CONFLICT_BACKOFF_SECONDS * attempt * (1 + random.random()))
             continue
         metrics.REBUILDS.labels(result=result.result).inc()
-        for skipped in result.skipped:
-            log.warning("run summary left out: %s", skipped.reason, extra={"country": country, "object": skipped.name})
+        _log_skipped(country, result.skipped)
         return dataclasses.replace(result, attempts=attempt)
     metrics.REBUILDS.labels(result="conflict").inc()
     raise RebuildConflict(f"country file of {country!r} changed on each of {max_attempts} attempts")
+
+
+def _log_skipped(country: str, skipped: list[Skipped]) -> None:
+    """The first MAX_SKIPPED_LOGGED summaries left out by name, then how many by reason."""
+    for item in skipped[:MAX_SKIPPED_LOGGED]:
+        log.warning("run summary left out: %s", item.reason, extra={"country": country, "object": item.name})
+    if len(skipped) > MAX_SKIPPED_LOGGED:
+        log.warning(
+            "%d run summaries left out in all",
+            len(skipped),
+            extra={"country": country, "reasons": skipped_reasons(skipped)},
+        )
+
+
+def skipped_reasons(skipped: list[Skipped]) -> dict[str, int]:
+    """How many summaries were left out for each reason (reasons are a fixed vocabulary)."""
+    return dict(sorted(collections.Counter(item.reason for item in skipped).items()))
 
 
 @dataclass(frozen=True)
@@ -169,7 +221,9 @@ class AggregateReport:
                     "best_model_overall": r.document["best_model_overall"],
                     "result": r.result,
                     "generation": r.generation,
-                    "skipped": [vars(s) for s in r.skipped],
+                    "skipped": [vars(s) for s in r.skipped[:MAX_SKIPPED_REPORTED]],
+                    "skipped_count": len(r.skipped),
+                    "skipped_reasons": skipped_reasons(r.skipped),
                 }
                 for r in self.results
             ],
@@ -190,7 +244,11 @@ class AggregateReport:
         ]
         title = "aggregate" + (f" (interrupted by {self.interrupted_by})" if self.interrupted_by else "")
         tables = [(title, columns, rows)]
-        skipped = [[r.country, s.name, s.reason] for r in self.results for s in r.skipped]
+        skipped = []
+        for r in self.results:
+            skipped += [[r.country, s.name, s.reason] for s in r.skipped[:MAX_SKIPPED_REPORTED]]
+            if len(r.skipped) > MAX_SKIPPED_REPORTED:
+                skipped.append([r.country, f"... and {len(r.skipped) - MAX_SKIPPED_REPORTED} more", ""])
         if skipped:
             tables.append(("run summaries left out", ["country", "object", "reason"], skipped))
         return tables
@@ -204,12 +262,12 @@ def aggregate(
     A ``stop`` request lets the country in hand finish (its write is one compare-and-swap) and
     skips the others; the report lists the countries done.
     """
-    cache = SummaryCache(storage)
+    cache = SummaryCache(storage, max_bytes=settings.max_summary_bytes)
     countries = [check_segment(country, "country")] if country else list_countries(storage)
     results = []
     for name in countries:
         if stop is not None and stop.requested:
             return AggregateReport(results, stop.name)
-        results.append(rebuild_country(storage, name, cache))
+        results.append(rebuild_country(storage, name, cache, max_file_bytes=settings.max_country_file_bytes))
         log.info("country file rebuilt", extra={"country": name, "done": len(results), "countries": len(countries)})
     return AggregateReport(results)

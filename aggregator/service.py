@@ -7,6 +7,7 @@ rebuild fails, so an event is never acked for a run missing from the file.
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -17,7 +18,7 @@ from typing import Any
 from aggregator.cache import SummaryCache
 from aggregator.coalesce import Batch, Coalescer
 from aggregator.intake import PULL_BATCH, PULL_WAIT_SECONDS, Leases, take_in
-from aggregator.rebuild import rebuild_country
+from aggregator.rebuild import RebuildResult, rebuild_country
 from mmm_backfill import metrics
 from mmm_backfill.bus import Bus, Received
 from mmm_backfill.config import Settings
@@ -74,10 +75,10 @@ class EventQueue:
             self._changed.notify_all()
 
 
-def settle(batch: Batch[Received], storage: Storage, cache: SummaryCache, leases: Leases) -> bool:
+def settle(batch: Batch[Received], rebuild: Callable[[str], RebuildResult], leases: Leases) -> bool:
     """Rebuild the batch's country, then ack its events; nack them when the rebuild fails."""
     try:
-        result = rebuild_country(storage, batch.country, cache)
+        result = rebuild(batch.country)
     except Exception:  # noqa: BLE001 - any failure: the events come back and the rebuild is retried
         log.exception("rebuild failed; events returned", extra={"country": batch.country, "events": len(batch.items)})
         metrics.REBUILDS.labels(result="failed").inc()
@@ -99,10 +100,10 @@ def settle(batch: Batch[Received], storage: Storage, cache: SummaryCache, leases
     return True
 
 
-def rebuild_loop(queue: EventQueue, storage: Storage, cache: SummaryCache, leases: Leases) -> None:
+def rebuild_loop(queue: EventQueue, rebuild: Callable[[str], RebuildResult], leases: Leases) -> None:
     """The single rebuild thread: settle batches until the queue is closed and drained."""
     while (batch := queue.take()) is not None:
-        settle(batch, storage, cache, leases)
+        settle(batch, rebuild, leases)
 
 
 def run_aggregator(settings: Settings, stop_event: threading.Event | None = None) -> int:
@@ -126,9 +127,13 @@ def _serve(settings: Settings, bus: Bus, stop: threading.Event) -> int:
     storage = Storage(settings.project, settings.bucket)
     queue = EventQueue(settings.coalesce_seconds)
     leases = Leases(bus, settings.event_subscription)
-    rebuilder = threading.Thread(
-        target=rebuild_loop, args=(queue, storage, SummaryCache(storage), leases), name="rebuild", daemon=True
+    rebuild = functools.partial(
+        rebuild_country,
+        storage,
+        cache=SummaryCache(storage, max_bytes=settings.max_summary_bytes),
+        max_file_bytes=settings.max_country_file_bytes,
     )
+    rebuilder = threading.Thread(target=rebuild_loop, args=(queue, rebuild, leases), name="rebuild", daemon=True)
     rebuilder.start()
     puller = _Puller(settings, bus, queue, leases)
     health = _serve_health(settings, lambda: rebuilder.is_alive() and puller.healthy and not stop.is_set())

@@ -26,7 +26,7 @@ class ProjectNotFound(ValueError):
 
 @dataclass(frozen=True)
 class RdsLimits:
-    """Cost bounds for one RDS file.
+    """Cost bounds for one run's files (its RDS files, and the small text files beside them).
 
     max_file_bytes: refuse files larger than this on disk. Default 512 MiB.
     max_serialized_bytes: refuse when the decompressed stream exceeds this. Default 1 GiB.
@@ -39,6 +39,7 @@ class RdsLimits:
         expanded. Default 1 GiB (the real runs: 3-36 MiB). With the stream itself (at most
         ``max_serialized_bytes``) a run stays near 2.3 GiB, inside the worker pod's 4 GiB.
     max_models: most rows of ``resultHypParam``. Default 100,000 (the real runs keep 1-31 of 600-1,000).
+    max_text_bytes: largest ``best_model_id.txt`` or ``timings.csv``. Default 64 KiB (the real ones: 44-61 bytes).
     """
 
     max_file_bytes: int = 512 * 1024 * 1024
@@ -48,6 +49,7 @@ class RdsLimits:
     max_altrep_length: int = 10_000_000
     max_memory_bytes: int = 1024 * 1024 * 1024
     max_models: int = 100_000
+    max_text_bytes: int = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,14 @@ class Settings:
     max_rds_bytes / max_rds_serialized_bytes: cost bounds for one RDS file (bytes on disk, decompressed).
     max_rds_depth / max_rds_string_bytes / max_rds_altrep_length / max_rds_memory_bytes / max_models:
         the stream check's bounds; see RdsLimits for each default and the figures behind it.
+    max_run_text_bytes: largest small text file of a run; see RdsLimits.max_text_bytes.
+    max_summary_bytes: largest run summary (``model_summary.json``) the aggregator reads; a larger one is
+        skipped as ``too_large`` from its listed size, never downloaded. Default 1 MiB: the real runs'
+        summaries are 1.1-10.1 KB (the old extractor's) and 1.7-17.6 KB (mmm-backfill's; about 50 KB
+        at the 100 candidate models it lists at most); parsing the worst 1 MiB of JSON costs 25 MiB.
+    max_country_file_bytes: largest country file the aggregator reads back to compare with a rebuild;
+        a larger one is replaced unread (by compare-and-swap, like any other). Default 8 MiB: an
+        entry takes at most about 1 KB (typed and bounded fields), so over 8,000 runs a country.
     max_worker_crashes: a run whose handling killed this many worker processes is dead-lettered
         (``worker_crashed``) instead of being tried again. Must stay below max_delivery_attempts.
     max_run_seconds: a run that holds a worker longer is given up (``run_timeout``) and the worker
@@ -114,6 +124,9 @@ class Settings:
     max_rds_altrep_length: int = RdsLimits.max_altrep_length
     max_rds_memory_bytes: int = RdsLimits.max_memory_bytes
     max_models: int = RdsLimits.max_models
+    max_run_text_bytes: int = RdsLimits.max_text_bytes
+    max_summary_bytes: int = 1024 * 1024
+    max_country_file_bytes: int = 8 * 1024 * 1024
     max_worker_crashes: int = 2
     max_run_seconds: float = 300.0
     prefetch: int = 1
@@ -161,6 +174,7 @@ class Settings:
             max_altrep_length=self.max_rds_altrep_length,
             max_memory_bytes=self.max_rds_memory_bytes,
             max_models=self.max_models,
+            max_text_bytes=self.max_run_text_bytes,
         )
 
     @staticmethod

@@ -8,7 +8,6 @@ with a legacy summary first and ``enqueue --refresh`` replaces them all.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 import tempfile
@@ -22,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mmm_backfill.bus import Bus
 from mmm_backfill.config import Settings
 from mmm_backfill.fixtures import generate_runs
-from mmm_backfill.runpath import RUN_SUMMARY_NAME, country_summary_name
+from mmm_backfill.runpath import RUN_SUMMARY_NAME
 from mmm_backfill.seed import place_legacy_summaries, plan_runs
 from mmm_backfill.stack import LocalStack
 from mmm_backfill.storage import Storage
@@ -218,22 +217,17 @@ def _follow(result: DemoResult, storage: Storage, bus: Bus, settings: Settings, 
 
 def _settle_country_files(result: DemoResult, storage: Storage, settings: Settings, timeout: float = 120.0) -> None:
     """Wait until each country file says what a fresh build from the bucket's summaries says."""
-    import json
-
     from aggregator.cache import SummaryCache
-    from aggregator.country import build_country_file, same_content
-    from aggregator.rebuild import list_run_summaries
+    from aggregator.country import same_content
+    from aggregator.rebuild import build_from_bucket, read_country_file
 
-    cache, deadline = SummaryCache(storage), time.monotonic() + timeout
+    cache, deadline = SummaryCache(storage, max_bytes=settings.max_summary_bytes), time.monotonic() + timeout
     while True:
         settled = True
         for country in result.per_country:
-            found = storage.read(country_summary_name(country))
-            document = json.loads(found[0]) if found else {}
+            document = read_country_file(storage, country, settings.max_country_file_bytes)[0] or {}
             result.country_files[country] = document.get("total_runs", 0)
-            summaries = cache.get_many(list_run_summaries(storage, country)).items()
-            fresh = build_country_file(country, ((name, s) for (name, _), s in summaries), dt.datetime.now(dt.UTC))
-            settled = settled and same_content(document, fresh.document)
+            settled = settled and same_content(document, build_from_bucket(storage, country, cache).document)
         if settled:
             return
         if time.monotonic() > deadline:

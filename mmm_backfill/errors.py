@@ -80,6 +80,13 @@ class OtherBucket(InvalidMessage):
     reason = "other_bucket"
 
 
+class ObjectTooLarge(PermanentError):
+    """An object is larger than its reader allows: refused from its listed size, or stopped once the
+    bytes read (decoded, for a content-encoded object) pass the limit."""
+
+    reason = "object_too_large"
+
+
 class MissingRunFile(PermanentError):
     """A run lacks a file it must have (``OutputCollect.RDS``)."""
 

@@ -8,19 +8,22 @@ their generation precondition makes a repeat safe.
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import BinaryIO
 
 from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from google.cloud.storage import transfer_manager
 
+from mmm_backfill.errors import ObjectTooLarge
 from mmm_backfill.retry import transient_retry
 
 #: Bytes read from the socket at a time while downloading. The client reads 8 KiB at a time,
@@ -55,6 +58,8 @@ def _object_info(resource: dict) -> ObjectInfo:
         int(resource.get("size") or 0),
         datetime.fromisoformat(updated).timestamp() if updated else None,
         resource.get("metadata") or None,
+        resource.get("contentType"),
+        resource.get("contentEncoding"),
     )
 
 
@@ -83,9 +88,40 @@ class ObjectInfo:
     size: int
     updated: float | None = None  # POSIX seconds
     metadata: Mapping[str, str] | None = field(default=None, hash=False)  # custom metadata
+    content_type: str | None = None  # only from ``stat``: a listing leaves it out
+    content_encoding: str | None = None  # likewise; "gzip" when stored compressed
 
 
-def make_client(project: str) -> storage.Client:
+class _Bounded:
+    """A write-only stream that refuses to grow past ``limit`` bytes: the download stops there.
+
+    Counts what the client writes, that is decoded bytes: a gzip-encoded object is decompressed on
+    the way, so its listed (stored) size alone would not bound it.
+    """
+
+    def __init__(self, target: BinaryIO, limit: int, name: str) -> None:
+        self.target, self.limit, self.name = target, limit, name
+        self.size = 0
+
+    def write(self, chunk: bytes) -> int:
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise ObjectTooLarge(f"{self.name}: more than {self.limit} bytes")
+        return self.target.write(chunk)
+
+
+def refuse_listed(obj: ObjectInfo, max_bytes: int) -> None:
+    """ObjectTooLarge when the listed size of ``obj`` is over ``max_bytes`` (decided before any download)."""
+    if obj.size > max_bytes:
+        raise ObjectTooLarge(f"{obj.name}: {obj.size} bytes, over the limit of {max_bytes}")
+
+
+def make_client(project: str, endpoint: str | None = None) -> storage.Client:
+    """A client of Cloud Storage, of the emulator named by ``STORAGE_EMULATOR_HOST``, or of ``endpoint``
+    (a relay in front of an emulator, with anonymous credentials)."""
+    if endpoint:
+        options = {"api_endpoint": endpoint}
+        return storage.Client(project=project, credentials=AnonymousCredentials(), client_options=options)
     if os.environ.get("STORAGE_EMULATOR_HOST"):
         return storage.Client(project=project, credentials=AnonymousCredentials())
     return storage.Client(project=project)
@@ -169,26 +205,57 @@ class Storage:
         page = next(iterator.pages, None)
         return (sorted(page.prefixes) if page is not None else []), iterator.next_page_token
 
-    @transient_retry
-    def download(self, name: str, path: str) -> int:
-        """Write object ``name`` to local ``path``; return its generation."""
-        self._count("download")
-        blob = self.bucket.blob(name)
-        blob.download_to_filename(path, timeout=TIMEOUT, retry=None)
-        return int(blob.generation or 0)
+    def read_object(self, obj: ObjectInfo, max_bytes: int) -> bytes | None:
+        """The bytes of the listed version ``obj``, or None once that version is gone.
+
+        For objects whose size someone else decides: ObjectTooLarge, with no request at all, when the
+        listed size is over ``max_bytes``; otherwise a read pinned to the listed generation (a newer,
+        larger version is never read instead) that stops as soon as more than ``max_bytes`` arrive.
+        """
+        refuse_listed(obj, max_bytes)
+        found = self.read(obj.name, obj.generation, max_bytes)
+        return None if found is None else found[0]
+
+    def download_object(self, obj: ObjectInfo, path: str, max_bytes: int) -> None:
+        """Write the listed version ``obj`` to local ``path``, bounded exactly like ``read_object``.
+
+        Raises NotFound when that version is gone (the caller lists again).
+        """
+        refuse_listed(obj, max_bytes)
+        self.download(obj.name, path, obj.generation, max_bytes)
 
     @transient_retry
-    def download_sliced(self, name: str, path: str, generation: int, slices: int) -> int:
-        """Write version ``generation`` of ``name`` to ``path`` in ``slices`` ranged reads at once; its generation.
+    def download(self, name: str, path: str, generation: int | None = None, max_bytes: int | None = None) -> int:
+        """Write object ``name`` (version ``generation`` when given) to local ``path``; return its generation."""
+        with open(path, "wb") as fh:  # truncated again by each retry
+            return self._fetch(name, generation, max_bytes, fh, "download")
 
-        One stream's bandwidth is bounded, so a large object arrives sooner over several. Every slice
-        reads the same version (a newer one meanwhile fails the read, which is retried as a whole),
-        and the slices' CRC32C checksums, combined, must match the object's. Costs one metadata call
-        more than ``download``, which learns the size and checksum.
+    def download_object_sliced(self, obj: ObjectInfo, path: str, max_bytes: int, slices: int) -> None:
+        """Like ``download_object``, in ``slices`` ranged reads at once when the stored bytes are the content.
+
+        One stream's bandwidth is bounded, so a large object arrives sooner over several. An object
+        stored compressed goes through the one bounded stream instead: Cloud Storage ignores the
+        range of a read it decompresses, so a slice would not be bounded by the listed size.
+        Raises NotFound when that version is gone.
+        """
+        refuse_listed(obj, max_bytes)
+        if not self.download_sliced(obj.name, path, obj.generation, slices, max_bytes):
+            self.download(obj.name, path, obj.generation, max_bytes)
+
+    @transient_retry
+    def download_sliced(self, name: str, path: str, generation: int, slices: int, max_bytes: int) -> bool:
+        """Write version ``generation`` of ``name`` to ``path`` in ``slices`` ranged reads at once.
+
+        Every slice reads the same version (a newer one meanwhile fails the read, which is retried
+        as a whole), and the slices' CRC32C checksums, combined, must match the object's. Costs one
+        metadata call more than ``download``, which learns the size, encoding and checksum. False,
+        with nothing downloaded, when the version is stored compressed or is over ``max_bytes``.
         """
         self._count("download")
         blob = self.bucket.blob(name, generation=generation)
         blob.reload(timeout=TIMEOUT, retry=None)
+        if blob.content_encoding or (blob.size or 0) > max_bytes:
+            return False
         transfer_manager.download_chunks_concurrently(
             blob,
             path,
@@ -197,18 +264,29 @@ class Storage:
             worker_type=transfer_manager.THREAD,
             max_workers=slices,
         )
-        return int(blob.generation or 0)
+        return True
 
     @transient_retry
-    def read(self, name: str, generation: int | None = None) -> tuple[bytes, int] | None:
-        """The object's bytes and generation, or None when it does not exist."""
-        self._count("read")
-        blob = self.bucket.blob(name, generation=generation)
+    def read(self, name: str, generation: int | None = None, max_bytes: int | None = None) -> tuple[bytes, int] | None:
+        """The object's bytes and generation, or None when it does not exist.
+
+        Without ``max_bytes`` only for objects this project wrote (tests, tools): anything whose size
+        someone else decides goes through ``read_object``.
+        """
+        buffer = io.BytesIO()
         try:
-            data = blob.download_as_bytes(timeout=TIMEOUT, retry=None)
+            found = self._fetch(name, generation, max_bytes, buffer, "read")
         except gexc.NotFound:
             return None
-        return data, int(blob.generation or generation or 0)
+        return buffer.getvalue(), found
+
+    def _fetch(self, name: str, generation: int | None, max_bytes: int | None, stream: BinaryIO, op: str) -> int:
+        """The one download of this module: ``name`` into ``stream``, at most ``max_bytes`` (None: unbounded)."""
+        self._count(op)
+        blob = self.bucket.blob(name, generation=generation)
+        sink = stream if max_bytes is None else _Bounded(stream, max_bytes, name)
+        blob.download_to_file(sink, timeout=TIMEOUT, retry=None)
+        return int(blob.generation or generation or 0)
 
     @transient_retry
     def stat(self, name: str) -> ObjectInfo | None:
@@ -248,11 +326,35 @@ class Storage:
         ``storage.objects.delete`` instead of 412; when the object is then there, it is a lost race
         too. Without an object the 403 is a real permission error and is raised as it is.
         """
+        return self._conditional(
+            name,
+            if_generation_match,
+            metadata,
+            lambda tagged: self._write(name, data, if_generation_match, content_type, tagged),
+        )
+
+    def copy(
+        self, source: ObjectInfo, name: str, if_generation_match: int | None, metadata: Mapping[str, str] | None = None
+    ) -> int:
+        """Copy version ``source.generation`` of ``source.name`` to ``name`` inside Cloud Storage (a
+        rewrite): no byte passes through this process, whatever the object's size.
+
+        Conditioned on the source, which must still be live at that generation (a source replaced or
+        gone raises PreconditionFailed, never copies another version), and on ``name`` as in ``write``.
+        The copy keeps the source's content type and encoding (from ``stat``); its custom metadata is
+        ``metadata`` and the write id, so a retry that meets its own copy is recognised.
+        """
+        return self._conditional(
+            name, if_generation_match, metadata, lambda tagged: self._rewrite(source, name, if_generation_match, tagged)
+        )
+
+    def _conditional(
+        self, name: str, if_generation_match: int | None, metadata: Mapping[str, str] | None, attempt: Callable
+    ) -> int:
+        """Run ``attempt(metadata with a fresh write id)``; tell a lost race from a retry meeting its own write."""
         write_id = uuid.uuid4().hex
         try:
-            return self._write(
-                name, data, if_generation_match, content_type, {**(metadata or {}), WRITE_ID_KEY: write_id}
-            )
+            return attempt({**(metadata or {}), WRITE_ID_KEY: write_id})
         except (gexc.PreconditionFailed, gexc.Forbidden) as exc:
             if not lost_create_race(exc, if_generation_match):
                 raise
@@ -262,6 +364,29 @@ class Storage:
             if live is None and isinstance(exc, gexc.Forbidden):
                 raise
             raise PreconditionFailed(name) from None
+
+    @transient_retry
+    def _rewrite(self, source: ObjectInfo, name: str, if_generation_match: int | None, metadata: dict) -> int:
+        self._count("copy")
+        origin = self.bucket.blob(source.name, generation=source.generation)
+        blob = self.bucket.blob(name)
+        # A request body replaces every editable field of the source's, so these are given again.
+        blob.metadata, blob.content_type, blob.content_encoding = metadata, source.content_type, source.content_encoding
+        token = None
+        try:
+            while True:  # large or cross-location rewrites take several calls
+                token, _, _ = blob.rewrite(
+                    origin,
+                    token=token,
+                    if_generation_match=if_generation_match,
+                    if_source_generation_match=source.generation,
+                    timeout=TIMEOUT,
+                    retry=None,
+                )
+                if token is None:
+                    return int(blob.generation or 0)
+        except gexc.NotFound:  # that version is gone: replaced (no object versioning) or deleted
+            raise PreconditionFailed(source.name) from None
 
     @transient_retry
     def _write(self, name: str, data: bytes, if_generation_match: int | None, content_type: str, metadata: dict) -> int:

@@ -16,6 +16,11 @@ MODEL_METRICS = (
     "mape",
 )
 
+#: Fields of a model entry (and of ``best_model``): its id, then its metrics.
+MODEL_FIELDS = ("model_id", *MODEL_METRICS)
+#: Longest model id (Robyn's look like "3_152_7"); a summary never carries megabytes of id.
+MAX_MODEL_ID_CHARS = 256
+
 #: At most this many Pareto models are listed (the count covers all of them).
 MAX_PARETO_MODELS = 10
 #: At most this many candidate models are listed (the count covers all rows).

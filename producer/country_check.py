@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
+from mmm_backfill.errors import ObjectTooLarge
 from mmm_backfill.runpath import COUNTRY_ROOT, COUNTRY_SUMMARY_NAME, RunPath
 from mmm_backfill.storage import ObjectInfo, Storage
 from producer.tracker import SUMMARISED, RunState, missing_from, runs_held
@@ -67,8 +68,11 @@ class CountryFiles:
         cached = self._held.get(country)
         if cached is not None and cached[0] == obj.generation:
             return cached[1]
-        found = None if obj.size > MAX_COUNTRY_FILE_BYTES else self.storage.read(obj.name, generation=obj.generation)
-        held = {} if found is None else runs_held(_parse(found[0]))
+        try:
+            found = self.storage.read_object(obj, MAX_COUNTRY_FILE_BYTES)
+        except ObjectTooLarge:
+            found = None
+        held = {} if found is None else runs_held(_parse(found))
         self._held[country] = (obj.generation, held)
         return held
 

@@ -63,6 +63,11 @@ locals {
       description = "Create robyn/REV/COUNTRY/TS/model_summary.json, never anything else"
       expression  = "resource.name.startsWith(\"${local.objects}/robyn/\") && resource.name.endsWith(\"/model_summary.json\")"
     }
+    replace_summaries = {
+      title       = "mmm-backfill-replace-run-summaries"
+      description = "Replace robyn/REV/COUNTRY/TS/model_summary.json and model_summary.previous.json only"
+      expression  = "resource.name.startsWith(\"${local.objects}/robyn/\") && (resource.name.endsWith(\"/model_summary.json\") || resource.name.endsWith(\"/model_summary.previous.json\"))"
+    }
     country_files = {
       title       = "mmm-backfill-country-files"
       description = "Read, list and rewrite model_summary/COUNTRY/summary.json"
@@ -137,14 +142,17 @@ resource "google_storage_bucket_iam_member" "object" {
   }
 }
 
-# `enqueue --refresh` asks workers to replace summaries they wrote before: replacing an object needs
-# storage.objects.delete, which objectCreator lacks. Only then, and only on run summaries.
+# `enqueue --refresh` asks workers to replace summaries: replacing an object needs
+# storage.objects.delete, which objectCreator lacks, and the replaced summary is first copied
+# (a rewrite inside Cloud Storage: get on the source, create on the copy, delete when a copy is
+# already there) to model_summary.previous.json, which objectCreator's condition does not cover.
+# Only then, and only on those two names.
 resource "google_project_iam_custom_role" "summary_replacer" {
   count       = var.enable_refresh ? 1 : 0
   role_id     = "mmmBackfillSummaryReplacer"
   title       = "mmm-backfill summary replacer"
-  description = "Replace robyn/REV/COUNTRY/TS/model_summary.json (with the bucket condition of its binding)"
-  permissions = ["storage.objects.delete"]
+  description = "Replace robyn/REV/COUNTRY/TS/model_summary.json and its .previous.json copy (with the bucket condition of its binding)"
+  permissions = ["storage.objects.create", "storage.objects.delete"]
 }
 
 resource "google_storage_bucket_iam_member" "worker_replaces_summaries" {
@@ -154,8 +162,8 @@ resource "google_storage_bucket_iam_member" "worker_replaces_summaries" {
   member = google_service_account.role["worker"].member
 
   condition {
-    title       = "mmm-backfill-replace-run-summaries"
-    description = "Delete (to replace) robyn/REV/COUNTRY/TS/model_summary.json, never anything else"
-    expression  = local.bucket_conditions.create_summaries.expression
+    title       = local.bucket_conditions.replace_summaries.title
+    description = local.bucket_conditions.replace_summaries.description
+    expression  = local.bucket_conditions.replace_summaries.expression
   }
 }

@@ -20,6 +20,7 @@ import pytest
 from mmm_backfill.config import Settings
 from mmm_backfill.emulators import FakeGcs, PubSubEmulator
 from mmm_backfill.fixtures import RunSpec, generate_runs
+from mmm_backfill.runpath import RunPath
 from mmm_backfill.samples import SAMPLES_ROOT, sample_run_dirs
 
 SAMPLES = SAMPLES_ROOT
@@ -136,6 +137,18 @@ def storage(settings):
 
 
 @pytest.fixture
+def atomic_storage(gcs_emulator, settings):
+    """Make Storage clients of the test's bucket through ``AtomicGcs``: the emulator, with Cloud
+    Storage's semantics for copies (both preconditions, one mutating request at a time)."""
+    from atomic_gcs import AtomicGcs
+
+    from mmm_backfill.storage import Storage, make_client
+
+    with AtomicGcs(gcs_emulator.url) as relay:
+        yield lambda: Storage(settings.project, settings.bucket, client=make_client(settings.project, relay.url))
+
+
+@pytest.fixture
 def topology(settings, bus, storage):
     """Topics, subscriptions and bucket of ``settings``, created by ``setup``."""
     from mmm_backfill.topology import setup_topology
@@ -199,3 +212,88 @@ def interrupt(cli_env):
         return Interrupted(proc.returncode, stdout, "".join(seen), seconds)
 
     return run
+
+
+# -- peak memory of a command, and a 200 MiB legacy summary (summaries as untrusted input) ----------
+
+
+@dataclasses.dataclass
+class Measured:
+    """A CLI command started through ``peak_rss.py``: its process, output files and peak memory."""
+
+    proc: subprocess.Popen
+    folder: Path
+    name: str
+
+    def wait(self, timeout: float = 300.0) -> tuple[int, float]:
+        """Exit code and peak RSS of the command in MiB (the kernel's high-water mark, not a sample)."""
+        code = self.proc.wait(timeout)
+        return code, int((self.folder / f"{self.name}.peak").read_text()) / 1024
+
+    def output(self) -> tuple[str, str]:
+        return (self.folder / f"{self.name}.out").read_text(), (self.folder / f"{self.name}.err").read_text()
+
+
+@pytest.fixture
+def measured(tmp_path):
+    """Start ``mmm-backfill ARGS`` under ``env`` as ``name``, its peak memory measured (``Measured``)."""
+
+    def start(env: dict, name: str, *args: str) -> Measured:
+        peak = tmp_path / f"{name}.peak"
+        command = [sys.executable, str(Path(__file__).with_name("peak_rss.py")), str(peak), sys.executable]
+        with open(tmp_path / f"{name}.out", "w") as out, open(tmp_path / f"{name}.err", "w") as err:
+            proc = subprocess.Popen([*command, "-m", "mmm_backfill", *args], env=env, stdout=out, stderr=err)
+        return Measured(proc, tmp_path, name)
+
+    return start
+
+
+#: Characters of the padded ``created_at`` (the case reported: 209,715,200).
+LARGE_CREATED_AT_CHARS = 200 * 1024 * 1024
+
+
+@dataclasses.dataclass
+class LargeSummary:
+    """A legacy summary padded to 200 MiB, stored once in a bucket of its own (uploads are slow).
+
+    Its fields name ``run`` (a summary that would pass every check but its size there).
+    """
+
+    blob: object  # google.cloud.storage.Blob
+    size: int
+    sha256: str
+    run: RunPath
+
+    def place(self, storage, name: str) -> None:
+        """Copy it to ``name`` in ``storage``'s bucket, inside the emulator (about a second)."""
+        target, token = storage.bucket.blob(name), None
+        while True:
+            token, _, _ = target.rewrite(self.blob, token=token)
+            if token is None:
+                return
+
+
+@pytest.fixture(scope="session")
+def large_legacy_summary(gcs_emulator, samples_root, tmp_path_factory) -> LargeSummary:
+    """The old extractor's summary of a real run, its ``created_at`` padded to 209,715,200 characters,
+    moved to run ``robyn/r100/de/1104_900001``."""
+    import hashlib
+    import json
+
+    from mmm_backfill.storage import Storage
+
+    run = RunPath("r100", "de", "1104_900001")
+    reference = json.loads((samples_root / "robyn/r100/de/1104_082103/reference_model_summary.json").read_bytes())
+    padded = {**reference, "timestamp": run.timestamp, "created_at": "@PAD@"}
+    head, tail = json.dumps(padded, indent=2).encode().split(b"@PAD@")
+    path, digest = tmp_path_factory.mktemp("large") / "model_summary.json", hashlib.sha256()
+    with open(path, "wb") as fh:
+        for part in (head, *[b"x" * (1 << 20)] * (LARGE_CREATED_AT_CHARS >> 20), tail):
+            fh.write(part)
+            digest.update(part)
+    storage = Storage("large-summaries", f"large-summaries-{uuid.uuid4().hex[:8]}")
+    storage.ensure_bucket()
+    storage.upload_file("model_summary.json", str(path), "application/json")
+    size = path.stat().st_size
+    path.unlink()
+    return LargeSummary(storage.bucket.blob("model_summary.json"), size, digest.hexdigest(), run)

@@ -13,13 +13,14 @@ from mmm_backfill.errors import MissingRunFile
 from mmm_backfill.runpath import BEST_MODEL_ID, INPUT_COLLECT, OUTPUT_COLLECT, TIMINGS, RunPath
 from worker import robyn
 from worker.rbridge import RSession
-from worker.runfiles import MAX_TEXT_BYTES, parse_best_model_id, parse_timings
+from worker.runfiles import parse_best_model_id, parse_timings
 from worker.summary import RunData, build_summary
 
 
-def _read_text(path: str) -> bytes:
+def _read_text(path: str, max_bytes: int) -> bytes:
+    """At most one byte past the limit: enough for the parser to refuse the file, never more."""
     with open(path, "rb") as fh:
-        return fh.read(MAX_TEXT_BYTES + 1)
+        return fh.read(max_bytes + 1)
 
 
 def read_run(files: Mapping[str, str], session: RSession | None = None, limits: RdsLimits = RdsLimits()) -> RunData:
@@ -35,11 +36,11 @@ def read_run(files: Mapping[str, str], session: RSession | None = None, limits: 
     metadata = None
     if INPUT_COLLECT in files:
         metadata = session.inspect_file(files[INPUT_COLLECT], limits, INPUT_COLLECT, robyn.read_input_metadata)
-    best_id, minutes = None, None
+    best_id, minutes, cap = None, None, limits.max_text_bytes
     if BEST_MODEL_ID in files:
-        best_id, minutes = parse_best_model_id(_read_text(files[BEST_MODEL_ID]))
+        best_id, minutes = parse_best_model_id(_read_text(files[BEST_MODEL_ID], cap), cap)
     if minutes is None and TIMINGS in files:
-        minutes = parse_timings(_read_text(files[TIMINGS]))
+        minutes = parse_timings(_read_text(files[TIMINGS], cap), cap)
     return RunData(models=models, input_metadata=metadata, best_model_id=best_id, training_time_mins=minutes)
 
 

@@ -22,7 +22,6 @@ from mmm_backfill.messages import SummaryRequest
 from mmm_backfill.runpath import INPUT_COLLECT, OUTPUT_COLLECT, RUN_FILES, RunPath
 from mmm_backfill.storage import ObjectInfo, Storage
 from mmm_backfill.summary_state import SummaryState, summary_state
-from worker.runfiles import MAX_TEXT_BYTES
 
 #: Prefix of per-run temp folders; the owning pid follows, so stale ones can be found.
 TEMP_PREFIX = "mmm-run-"
@@ -130,17 +129,22 @@ class RunFetcher:
         metrics.RDS_BYTES.inc(sum(info.size for name, info in present if name in RDS_FILES))
 
     def _download_one(self, info: ObjectInfo, path: str) -> None:
-        streams, slice_bytes = self.settings.fetch_streams, self.settings.slice_bytes
+        """The listed version, bounded by its kind's limit; a large one in slices when there are streams to spare."""
+        streams, slice_bytes, limit = self.settings.fetch_streams, self.settings.slice_bytes, self._max_bytes(info.name)
         if streams > 1 and 0 < slice_bytes < info.size:
-            self.storage.download_sliced(info.name, path, info.generation, streams)
+            self.storage.download_object_sliced(info, path, limit, streams)
         else:
-            self.storage.download(info.name, path)
+            self.storage.download_object(info, path, limit)
+
+    def _max_bytes(self, name: str) -> int:
+        rds = name.rsplit("/", 1)[-1] in RDS_FILES
+        return self.settings.max_rds_bytes if rds else self.settings.max_run_text_bytes
 
     def _check_size(self, name: str, info: ObjectInfo) -> None:
-        if name in RDS_FILES and info.size > self.settings.max_rds_bytes:
-            raise RdsTooLarge(f"{name}: {info.size} bytes, over the limit of {self.settings.max_rds_bytes}")
-        if name not in RDS_FILES and info.size > MAX_TEXT_BYTES:
-            raise InvalidRunFile(f"{name}: {info.size} bytes, over the limit of {MAX_TEXT_BYTES}")
+        """Refused from the listing, before any byte is downloaded."""
+        if info.size > self._max_bytes(name):
+            error = RdsTooLarge if name in RDS_FILES else InvalidRunFile
+            raise error(f"{name}: {info.size} bytes, over the limit of {self._max_bytes(name)}")
 
 
 def _done(found: int | ObjectInfo | None) -> tuple[str, int] | None:

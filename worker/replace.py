@@ -3,7 +3,8 @@
 A refresh request names the generation the producer saw. The summary is replaced only while that
 generation (or, after a re-check, the one found instead) is still live and still not current, so
 a newer summary written meanwhile by anyone is never overwritten. The replaced version is copied
-to ``model_summary.previous.json`` before the swap, so nothing written is ever lost.
+to ``model_summary.previous.json`` before the swap, so nothing written is ever lost. The copy is
+made inside Cloud Storage: a legacy summary, whatever its size, never passes through the worker.
 """
 
 from __future__ import annotations
@@ -57,16 +58,23 @@ def swap_in(storage: Storage, run: RunPath, expected: int, body: bytes, live: Ob
                 extra={"run_path": run.prefix, "expected": expected, "found": live.generation},
             )
         try:
-            return "replaced", _replace(storage, run, live.generation, body)
+            return "replaced", _replace(storage, run, live, body)
         except PreconditionFailed:
             log.info("summary changed during the swap; checking again", extra={"run_path": run.prefix})
     raise ReplaceConflict(f"{run}: the summary changed on each of {MAX_ATTEMPTS} attempts to replace it")
 
 
-def _replace(storage: Storage, run: RunPath, generation: int, body: bytes) -> int:
-    """Copy version ``generation`` aside, then swap it for ``body``; PreconditionFailed if it is gone."""
-    found = storage.read(run.summary_name, generation)
-    if found is None:
-        raise PreconditionFailed(run.summary_name)
-    storage.write(previous_name(run), found[0], None, metadata={PREVIOUS_GENERATION_KEY: str(generation)})
-    return storage.write(run.summary_name, body, generation, metadata=summary_metadata())
+def _replace(storage: Storage, run: RunPath, live: ObjectInfo, body: bytes) -> int:
+    """Copy version ``live`` aside, then swap it for ``body``; PreconditionFailed if either changed meanwhile.
+
+    The copy is conditioned on ``live`` still being the summary, and on the copy left by an earlier
+    refresh being the one seen here, so two refreshes of one run never interleave their copies.
+    """
+    copy = storage.stat(previous_name(run))
+    storage.copy(
+        live,
+        previous_name(run),
+        copy.generation if copy is not None else 0,
+        metadata={PREVIOUS_GENERATION_KEY: str(live.generation)},
+    )
+    return storage.write(run.summary_name, body, live.generation, metadata=summary_metadata())

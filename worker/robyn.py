@@ -11,7 +11,13 @@ from typing import Any
 
 from mmm_backfill.config import RdsLimits
 from mmm_backfill.errors import MissingColumn, RdsValueTooLarge, UnsafeObject, WrongColumnType, WrongObject
-from mmm_backfill.summary_schema import INPUT_DATES, INPUT_SCALARS, INPUT_VAR_LISTS, MODEL_METRICS
+from mmm_backfill.summary_schema import (
+    INPUT_DATES,
+    INPUT_SCALARS,
+    INPUT_VAR_LISTS,
+    MAX_MODEL_ID_CHARS,
+    MODEL_METRICS,
+)
 from worker.rbridge import RObject
 from worker.summary import ModelRow
 
@@ -25,8 +31,8 @@ METRIC_COLUMNS: dict[str, tuple[str, ...]] = {
     "decomp_rssd": ("decomp.rssd", "decomp_rssd"),
 }
 _ATOMIC = ("double", "integer", "logical", "character")
-#: Longest model id (Robyn's look like "3_152_7"); a summary never carries megabytes of id.
-MAX_ID_CHARS = 256
+#: Longest model id; the aggregator holds summaries to the same bound.
+MAX_ID_CHARS = MAX_MODEL_ID_CHARS
 #: Longest text of ``input_metadata`` (a variable or dependent-variable name, an adstock type).
 MAX_TEXT_CHARS = 1024
 #: Most variables in one ``input_metadata`` list.

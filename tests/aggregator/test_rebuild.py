@@ -7,8 +7,16 @@ import threading
 import pytest
 
 from aggregator.cache import SummaryCache
-from aggregator.country import build_country_file, same_content
-from aggregator.rebuild import RebuildConflict, aggregate, list_run_summaries, rebuild_country
+from aggregator.country import Skipped, build_country_file, same_content
+from aggregator.rebuild import (
+    MAX_SKIPPED_REPORTED,
+    AggregateReport,
+    RebuildConflict,
+    RebuildResult,
+    aggregate,
+    list_run_summaries,
+    rebuild_country,
+)
 from mmm_backfill.errors import InvalidRunPath
 from mmm_backfill.runpath import RunPath, country_summary_name
 from mmm_backfill.stopping import StopRequest
@@ -201,3 +209,19 @@ def test_a_stop_lets_the_country_in_hand_finish_and_skips_the_others(kit, settin
     assert [r.country for r in report.results] == ["de"] and report.interrupted_by == "stop"
     assert kit.read_country("de") is not None and kit.read_country("fr") is None
     assert report.to_dict()["interrupted_by"] == "stop" and "interrupted" in report.tables()[0][0]
+
+
+def test_the_report_names_a_bounded_number_of_skipped_summaries_and_counts_them_all():
+    skipped = [
+        Skipped(f"robyn/r1/de/t{i:04d}/model_summary.json", "too_large") for i in range(MAX_SKIPPED_REPORTED + 50)
+    ]
+    document = build_country_file("de", [], dt.datetime.now(dt.UTC)).document
+    report = AggregateReport([RebuildResult("de", "written", 1, document, skipped)])
+    (entry,) = report.to_dict()["countries"]
+    assert len(entry["skipped"]) == MAX_SKIPPED_REPORTED
+    assert (entry["skipped_count"], entry["skipped_reasons"]) == (
+        MAX_SKIPPED_REPORTED + 50,
+        {"too_large": MAX_SKIPPED_REPORTED + 50},
+    )
+    rows = report.tables()[1][2]
+    assert len(rows) == MAX_SKIPPED_REPORTED + 1 and rows[-1][1] == "... and 50 more"

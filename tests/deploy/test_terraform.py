@@ -230,15 +230,30 @@ def test_bucket_conditions_keep_each_grant_to_its_prefix():
     assert "robyn" not in conditions["country_files"]
 
 
-def test_the_summary_replacer_is_only_a_delete_on_run_summaries_and_only_with_refresh():
+def test_the_summary_replacer_may_replace_run_summaries_and_their_copies_only_and_only_with_refresh():
     role = RESOURCES["google_project_iam_custom_role"]["summary_replacer"]
-    assert role["permissions"] == ["storage.objects.delete"]
+    # delete to replace a summary (and an earlier copy); create for model_summary.previous.json,
+    # which the workers' objectCreator condition does not cover
+    assert role["permissions"] == ["storage.objects.create", "storage.objects.delete"]
     assert role["count"] == "${var.enable_refresh ? 1 : 0}"
     binding = RESOURCES["google_storage_bucket_iam_member"]["worker_replaces_summaries"]
     assert binding["count"] == role["count"]
     assert binding["member"] == '${google_service_account.role["worker"].member}'
-    assert binding["condition"]["expression"] == "${local.bucket_conditions.create_summaries.expression}"
+    assert binding["condition"]["expression"] == "${local.bucket_conditions.replace_summaries.expression}"
+    assert LOCALS["bucket_conditions"]["replace_summaries"]["expression"].replace('\\"', '"') == (
+        'resource.name.startsWith("${local.objects}/robyn/") && (resource.name.endsWith("/model_summary.json") '
+        '|| resource.name.endsWith("/model_summary.previous.json"))'
+    )
     assert VARIABLES["enable_refresh"]["default"] is False
+
+
+def test_the_summary_replacer_of_the_docs_is_the_one_terraform_creates():
+    docs = (TERRAFORM.parent / "docs" / "deploy.md").read_text()
+    permissions = re.search(r"mmmBackfillSummaryReplacer .*?--permissions=(\S+)", docs, re.S).group(1).split(",")
+    assert permissions == RESOURCES["google_project_iam_custom_role"]["summary_replacer"]["permissions"]
+    expression = re.search(r"cat > summary-replace.yaml.*?expression: >-\n(.*?)\nEOF", docs, re.S).group(1)
+    terraform = LOCALS["bucket_conditions"]["replace_summaries"]["expression"].replace('\\"', '"')
+    assert " ".join(expression.split()) == terraform.replace("${local.objects}", "projects/_/buckets/$BUCKET/objects")
 
 
 def test_cloud_run_roles_run_as_their_own_service_accounts():

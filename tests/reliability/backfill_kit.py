@@ -357,14 +357,10 @@ class BucketWatcher:
 
 def fresh_country_file(storage: Storage, country: str) -> dict:
     """What a one-shot rebuild makes of ``country`` now, built from the bucket with an empty cache."""
-    import datetime as dt
-
     from aggregator.cache import SummaryCache
-    from aggregator.country import build_country_file
-    from aggregator.rebuild import list_run_summaries
+    from aggregator.rebuild import build_from_bucket
 
-    summaries = SummaryCache(storage).get_many(list_run_summaries(storage, country))
-    return build_country_file(country, ((n, s) for (n, _), s in summaries.items()), dt.datetime.now(dt.UTC)).document
+    return build_from_bucket(storage, country, SummaryCache(storage)).document
 
 
 def read_country_file(storage: Storage, country: str) -> tuple[dict | None, int]:

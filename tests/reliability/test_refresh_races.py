@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from atomic_gcs import AtomicGcs
 from backfill_kit import (
     Figure,
     mismatched_countries,
@@ -21,7 +22,7 @@ from faulty_proxy import FaultyProxy
 from mmm_backfill import testing
 from mmm_backfill.messages import SummaryRequest
 from mmm_backfill.runpath import RunPath
-from mmm_backfill.storage import PreconditionFailed
+from mmm_backfill.storage import PreconditionFailed, Storage, make_client
 from mmm_backfill.summary_state import SummaryState, summary_metadata, summary_state
 from worker.replace import previous_name
 
@@ -42,9 +43,16 @@ def legacy(run: RunPath) -> bytes:
 
 
 @pytest.fixture
-def proxy(gcs_emulator):
+def atomic(gcs_emulator):
+    """The emulator with Cloud Storage's semantics for the copy aside (see ``atomic_gcs``)."""
+    with AtomicGcs(gcs_emulator.url) as relay:
+        yield relay
+
+
+@pytest.fixture
+def proxy(atomic):
     """Overrides the plain relay: the role processes reach storage through a faulty one."""
-    with FaultyProxy(gcs_emulator.url, fault_rate=FAULT_RATE, seed=SEED) as relay:
+    with FaultyProxy(atomic.url, fault_rate=FAULT_RATE, seed=SEED) as relay:
         yield relay
 
 
@@ -69,7 +77,7 @@ def concurrent_writer(storage, generations: dict[RunPath, int], won: dict[RunPat
 
 
 def test_refresh_under_faults_and_a_concurrent_writer_loses_nothing(
-    rel_settings, storage, bus, rel_topology, templates, proxy, roles, tap, figures
+    rel_settings, storage, bus, rel_topology, templates, atomic, proxy, roles, tap, figures
 ):
     upload_runs(storage, templates["small"], RUNS)
     generations = {run: storage.write(run.summary_name, legacy(run), 0) for run in RUNS}
@@ -81,7 +89,8 @@ def test_refresh_under_faults_and_a_concurrent_writer_loses_nothing(
         for _ in range(COPIES)
     ]
     won: dict[RunPath, bool] = {}
-    writer = concurrent_writer(storage, generations, won)
+    relayed = Storage(rel_settings.project, rel_settings.bucket, make_client(rel_settings.project, atomic.url))
+    writer = concurrent_writer(relayed, generations, won)
     bus.publish_many(rel_settings.request_topic, [(r.encode(), r.attributes()) for r in requests])
     writer.start()
 

@@ -1,5 +1,6 @@
 """One request through the handler, on the real emulators."""
 
+import gzip
 import json
 import time
 
@@ -117,6 +118,23 @@ def test_rds_over_the_size_limit_is_refused_before_download(settings, storage, b
     storage.write(run.object_name("OutputCollect.RDS"), b"x" * 100, 0)
     assert small.handle(*request(settings, run)).reason == "rds_too_large"
     assert storage.calls.get("download", 0) == 0
+
+
+def test_a_run_text_file_over_the_configured_limit_is_dead_lettered(settings, storage, bus, topology, seeded):
+    small = Handler(settings.replace(max_run_text_bytes=10), storage, bus, RSession.shared(), "w")
+    outcome = small.handle(*request(settings, seeded))
+    assert (outcome.outcome, outcome.reason) == ("dead_lettered", "invalid_run_file")
+    assert storage.generation(seeded.summary_name) is None
+
+
+def test_an_rds_stored_compressed_that_decodes_past_the_limit_is_stopped(settings, storage, bus, topology, tmp_path):
+    run = RunPath("r1", "de", "bomb")
+    blob = storage.bucket.blob(run.object_name("OutputCollect.RDS"))
+    blob.content_encoding = "gzip"
+    blob.upload_from_string(gzip.compress(b"\0" * 50_000_000))
+    small = Handler(settings.replace(max_rds_bytes=1 << 20), storage, bus, RSession.shared(), "w")
+    assert small.handle(*request(settings, run)).reason == "object_too_large"
+    assert storage.generation(run.summary_name) is None
 
 
 def test_storage_outage_means_retry_not_dead_letter(settings, storage, bus, topology, seeded):

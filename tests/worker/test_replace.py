@@ -48,17 +48,19 @@ def previous(storage):
 
 
 class RacingStorage(Storage):
-    """Storage whose copy-aside step lets another writer in first (a real write, on the emulator)."""
+    """Storage that lets another writer in once the summary is copied aside, before the swap (a real
+    write, on the emulator): the copy is made inside Cloud Storage, so that is where a writer can come in."""
 
     def __init__(self, settings, on_copy):
         super().__init__(settings.project, settings.bucket)
         self.on_copy = on_copy
 
-    def write(self, name, data, if_generation_match, content_type="application/json", metadata=None):
+    def copy(self, source, name, if_generation_match, metadata=None):
+        generation = super().copy(source, name, if_generation_match, metadata)
         if name == previous_name(RUN) and self.on_copy:
             hook, self.on_copy = self.on_copy, None
             hook()
-        return super().write(name, data, if_generation_match, content_type, metadata)
+        return generation
 
 
 # -- through the handler ---------------------------------------------------------------------------
@@ -78,6 +80,16 @@ def test_refresh_replaces_a_legacy_summary_and_keeps_the_old_one(settings, stora
         "replaced",
         now.generation,
     )
+
+
+def test_refresh_copies_the_old_summary_inside_storage_without_reading_it(settings, storage, bus, topology, run_files):
+    oversized = b'{"created_at": "' + b"x" * (2 * settings.max_summary_bytes) + b'"}'  # a legacy summary, however large
+    generation = storage.write(RUN.summary_name, oversized, 0)
+    storage.calls.clear()
+    outcome = Handler(settings, storage, bus, RSession.shared(), "w").handle(*refresh_request(settings, generation))
+    assert (storage.calls.get("read", 0), storage.calls["copy"]) == (0, 1)
+    assert outcome.outcome == "replaced" and summary_state(live(storage).metadata) is SummaryState.CURRENT
+    assert previous(storage) == oversized
 
 
 def test_refresh_of_a_current_summary_is_a_no_op_that_still_completes(settings, storage, bus, topology, run_files):
@@ -135,17 +147,20 @@ def test_a_legacy_write_during_the_refresh_is_kept_aside_then_replaced(settings,
     assert storage.stat(previous_name(RUN)).metadata[PREVIOUS_GENERATION_KEY] == str(theirs["generation"])
 
 
-def test_racing_refreshes_and_a_writer_lose_no_write(settings, storage, legacy):
-    """Six refreshes of one legacy summary and a writer of a current one, all at once."""
+def test_racing_refreshes_and_a_writer_lose_no_write(settings, storage, legacy, atomic_storage):
+    """Six refreshes of one legacy summary and a writer of a current one, all at once.
+
+    Through ``atomic_storage``: the copy aside is a rewrite, whose preconditions the emulator ignores.
+    """
     barrier, results = threading.Barrier(7), []
 
     def refresh(i):
-        mine = Storage(settings.project, settings.bucket)
+        mine = atomic_storage()
         barrier.wait()
         results.append(swap_in(mine, RUN, legacy, json.dumps({"refresh": i}).encode(), mine.stat(RUN.summary_name)))
 
     def writer():
-        mine = Storage(settings.project, settings.bucket)
+        mine = atomic_storage()
         barrier.wait()
         try:
             results.append(
