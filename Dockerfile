@@ -12,7 +12,7 @@ ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 FROM ${PYTHON_IMAGE} AS builder
 
 # rpy2's ABI mode needs neither R nor a compiler at build time; R is found at run time. The
-# project's one C extension (the RDS stream check, worker/_rdscheck.c) needs gcc and Python's
+# project's one C extension (the RDS stream check, worker/boundary/_rdscheck.c) needs gcc and Python's
 # headers here only: the public python image ships the headers, Debian's python3 needs python3-dev.
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -35,6 +35,8 @@ COPY mmm_backfill/ mmm_backfill/
 COPY producer/ producer/
 COPY worker/ worker/
 COPY aggregator/ aggregator/
+COPY command_line/ command_line/
+COPY local_stack/ local_stack/
 
 RUN /opt/venv/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /wheels . \
     && /opt/venv/bin/pip install --no-deps /wheels/mmm_backfill-*.whl \

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mmm_backfill.samples import sample_run_dirs
+from local_stack.samples import sample_run_dirs
 
 
 def _best(fn: Callable[[], object], repeats: int) -> float:
@@ -25,9 +25,9 @@ def _best(fn: Callable[[], object], repeats: int) -> float:
 
 
 def measure(templates: list[Path], repeats: int = 5) -> dict[str, Any]:
-    from worker.extract import files_in_dir, read_run
-    from worker.rds_file import read_serialized
-    from worker.rds_stream import check_stream
+    from worker.boundary.rds_file import read_serialized
+    from worker.boundary.rds_stream import check_stream
+    from worker.summarize.extract import files_in_dir, read_run
 
     rows = []
     samples = sample_run_dirs()

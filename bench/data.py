@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mmm_backfill.fixtures import RunSpec, generate_runs
+from local_stack.fixtures import RunSpec, generate_runs
 from mmm_backfill.runpath import (
     BEST_MODEL_ID,
     INPUT_COLLECT,
@@ -187,7 +187,7 @@ def lay_out_refresh_scan(bucket_dir: Path, runs: int) -> dict[str, Any]:
 
 def place_legacy_summaries(bucket_dir: Path, count: int) -> None:
     """A legacy summary (no mmm-backfill metadata) in each of the first ``count`` benchmark runs."""
-    from mmm_backfill.seed import legacy_summary
+    from local_stack.seed import legacy_summary
 
     for i in range(count):
         revision, country, timestamp = run_prefix(i).split("/")[1:]

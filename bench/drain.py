@@ -28,7 +28,7 @@ from mmm_backfill.messages import CompletionEvent, utc_now
 from mmm_backfill.runpath import RunPath, country_summary_name
 from mmm_backfill.storage import Storage
 from mmm_backfill.topology import setup_topology
-from worker.summary import ModelRow, RunData, build_summary
+from worker.summarize.summary import ModelRow, RunData, build_summary
 
 COUNTRY = "de"
 #: Seconds to wait for the drain before reporting it incomplete.

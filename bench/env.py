@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from mmm_backfill.emulators import FakeGcs, PubSubEmulator, _Process, _wait_http, free_port
+from local_stack.emulators import FakeGcs, PubSubEmulator, _Process, _wait_http, free_port
 
 #: Debian packages of the baseline's R libraries (the old extractor loads jsonlite and dplyr).
 R_PACKAGES = {"jsonlite": "r-cran-jsonlite", "dplyr": "r-cran-dplyr"}
@@ -112,7 +112,7 @@ def start_gcs(workdir: Path, name: str, data_dir: Path) -> FakeGcs:
 
 def server_start_timeout(server: FakeGcs, timeout: float = 900.0) -> None:
     """FakeGcs.start, waiting up to ``timeout``: a large preload delays the server's first answer."""
-    import mmm_backfill.emulators as emulators
+    import local_stack.emulators as emulators
 
     original = emulators._wait_http
     emulators._wait_http = lambda url, proc, log, timeout=timeout: original(url, proc, log, timeout)

@@ -43,10 +43,10 @@ def _read_rds(path: str) -> None:
 def measure(storage: Storage, breakdown_runs: int) -> dict:
     import rpy2.rinterface as ri
 
-    from worker import robyn
-    from worker.extract import summarize_files
-    from worker.rbridge import RObject, RSession
-    from worker.rds_file import read_serialized
+    from worker.boundary.rbridge import RObject, RSession
+    from worker.boundary.rds_file import read_serialized
+    from worker.summarize import robyn
+    from worker.summarize.extract import summarize_files
 
     _, r_start = _timed(RSession.shared)
     session = RSession.shared()

@@ -21,9 +21,9 @@ from typing import Any
 from bench.data import lay_out_runs
 from bench.env import Shaper, start_gcs, storage_host
 from bench.pool import measure_pool
+from local_stack.samples import sample_run_dirs
 from mmm_backfill.config import Settings
 from mmm_backfill.runpath import OUTPUT_COLLECT, RUN_SUMMARY_NAME, RUNS_ROOT
-from mmm_backfill.samples import sample_run_dirs
 from mmm_backfill.storage import Storage
 
 #: Worker settings of each code path (environment of the pool).

@@ -80,8 +80,8 @@ def _handle_all(fresh: str, legacy: str, runs: int) -> dict:
     from mmm_backfill.runpath import RunPath
     from mmm_backfill.storage import Storage
     from mmm_backfill.topology import setup_topology
+    from worker.boundary.rbridge import RSession
     from worker.handler import Handler
-    from worker.rbridge import RSession
 
     project = f"bench-refresh-{uuid.uuid4().hex[:6]}"
     bus = Bus(project)

@@ -1,5 +1,5 @@
 """``python -m mmm_backfill`` runs the CLI."""
 
-from mmm_backfill.cli import main
+from command_line.main import main
 
 main()

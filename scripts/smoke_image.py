@@ -21,10 +21,10 @@ import sys
 import time
 from pathlib import Path
 
+from local_stack.emulators import free_port
+from local_stack.stack import LocalStack
+from local_stack.testing import http_get, wait_for
 from mmm_backfill.config import Settings
-from mmm_backfill.emulators import free_port
-from mmm_backfill.stack import LocalStack
-from mmm_backfill.testing import http_get, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE = "localhost/mmm-backfill:smoke"

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from local_stack.emulators import FakeGcs, PubSubEmulator
+from local_stack.fixtures import RunSpec, generate_runs
+from local_stack.samples import SAMPLES_ROOT, sample_run_dirs
 from mmm_backfill.config import Settings
-from mmm_backfill.emulators import FakeGcs, PubSubEmulator
-from mmm_backfill.fixtures import RunSpec, generate_runs
 from mmm_backfill.runpath import RunPath
-from mmm_backfill.samples import SAMPLES_ROOT, sample_run_dirs
 
 SAMPLES = SAMPLES_ROOT
 

@@ -9,12 +9,12 @@ import sys
 
 import pytest
 
-from mmm_backfill import testing
-from mmm_backfill.fixtures import generate_runs
+from local_stack import testing
+from local_stack.fixtures import generate_runs
+from local_stack.samples import sample_run_dirs
+from local_stack.seed import plan_runs, upload_tree
+from local_stack.stack import LocalStack
 from mmm_backfill.runpath import country_summary_name
-from mmm_backfill.samples import sample_run_dirs
-from mmm_backfill.seed import plan_runs, upload_tree
-from mmm_backfill.stack import LocalStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

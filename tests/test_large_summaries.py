@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.headline import RUN_FIELDS
-from mmm_backfill import testing
+from local_stack import testing
 from mmm_backfill.messages import CompletionEvent, utc_now
 from mmm_backfill.runpath import RunPath, country_summary_name
 from mmm_backfill.summary_state import SummaryState, summary_state

@@ -10,15 +10,15 @@ import sys
 
 import pytest
 
-from mmm_backfill import testing
+from local_stack import testing
+from local_stack.samples import sample_run_dirs
+from local_stack.seed import upload_tree
+from local_stack.stack import LocalStack
 from mmm_backfill.runpath import country_summary_name, run_path_from_local_dir
-from mmm_backfill.samples import sample_run_dirs
-from mmm_backfill.seed import upload_tree
-from mmm_backfill.stack import LocalStack
 from mmm_backfill.summary_state import SummaryState, summary_state
-from worker.extract import files_in_dir, summarize_files
-from worker.rbridge import RSession
+from worker.boundary.rbridge import RSession
 from worker.replace import previous_name
+from worker.summarize.extract import files_in_dir, summarize_files
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

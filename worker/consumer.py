@@ -20,11 +20,11 @@ import time
 from mmm_backfill.bus import Bus
 from mmm_backfill.config import Settings
 from mmm_backfill.storage import Storage
+from worker.boundary.rbridge import RSession
 from worker.claims import Claims
 from worker.handler import Built, Handler, remove_stale_temp_dirs
 from worker.held import Held, hold
 from worker.prefetch import Prefetcher
-from worker.rbridge import RSession
 from worker.recovery import Deadline, recover_orphans
 from worker.write_behind import WriteBehind
 

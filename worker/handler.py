@@ -22,11 +22,11 @@ from mmm_backfill.messages import (
 )
 from mmm_backfill.storage import PreconditionFailed, Storage
 from mmm_backfill.summary_state import summary_metadata
+from worker.boundary.rbridge import R_TEMP_PREFIX, RSession
 from worker.decisions import Decision, dead_letter_attributes, decide
-from worker.extract import summarize_files
 from worker.fetch import TEMP_PREFIX, Fetched, RunFetcher
-from worker.rbridge import R_TEMP_PREFIX, RSession
 from worker.replace import swap_in
+from worker.summarize.extract import summarize_files
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 from aggregator.testing import RunningAggregator
 from mmm_backfill.messages import CompletionEvent
 from mmm_backfill.runpath import RunPath, country_summary_name
-from worker.summary import ModelRow, RunData, build_summary
+from worker.summarize.summary import ModelRow, RunData, build_summary
 
 CREATED = dt.datetime(2026, 11, 29, 12, 0, 5, tzinfo=dt.UTC)
 

@@ -14,7 +14,7 @@ from aggregator.country import (
 )
 from mmm_backfill.runpath import RunPath
 from mmm_backfill.summary_schema import SCHEMA_VERSION
-from worker.summary import ModelRow, RunData, build_summary
+from worker.summarize.summary import ModelRow, RunData, build_summary
 
 NOW = dt.datetime(2026, 12, 1, 8, 30, 0, tzinfo=dt.UTC)
 

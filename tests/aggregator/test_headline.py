@@ -7,10 +7,10 @@ import pytest
 
 from aggregator.country import build_country_file, encode_country_file
 from aggregator.headline import RUN_FIELDS, Headline, Unreadable, headline_of, parse_summary, read_headline
+from local_stack.samples import sample_run_dirs
 from mmm_backfill.runpath import RunPath, run_path_from_local_dir
-from mmm_backfill.samples import sample_run_dirs
 from mmm_backfill.summary_schema import MAX_MODEL_ID_CHARS, MODEL_METRICS
-from worker.summary import ModelRow, RunData, build_summary
+from worker.summarize.summary import ModelRow, RunData, build_summary
 
 NOW = dt.datetime(2026, 12, 1, 8, 30, 0, tzinfo=dt.UTC)
 RUN = RunPath("r1", "de", "t1")

@@ -13,7 +13,7 @@ from aggregator.cache import SummaryCache
 from aggregator.rebuild import MAX_SKIPPED_LOGGED, rebuild_country
 from mmm_backfill.config import Settings
 from mmm_backfill.runpath import RunPath, country_summary_name
-from worker.summary import ModelRow, RunData, build_summary
+from worker.summarize.summary import ModelRow, RunData, build_summary
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from aggregator.rebuild import list_run_summaries, rebuild_country
 from mmm_backfill.runpath import RunPath
 from mmm_backfill.summary_state import summary_metadata
 from worker.replace import previous_name
-from worker.summary import ModelRow, RunData, build_summary
+from worker.summarize.summary import ModelRow, RunData, build_summary
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import click
 import pytest
 
-from mmm_backfill.cli import cli
+from command_line.main import cli
 
 #: Subcommands used by compose or the manifests that the CLI does not have yet, with why they are
 #: needed. Empty: every command used exists.

@@ -349,7 +349,7 @@ def test_every_job_has_an_active_deadline(docs):
 
 @pytest.mark.parametrize("name", ["mmm-backfill-enqueue", "mmm-backfill-refresh"])
 def test_backfill_jobs_wait_for_a_verdict_and_give_up_before_their_deadline(docs, name):
-    from mmm_backfill.durations import parse_duration
+    from command_line.durations import parse_duration
 
     job = named(docs, "Job", name)
     args = pod_spec(job)["containers"][0]["args"]

@@ -277,7 +277,7 @@ def test_the_follower_role_only_manages_subscriptions():
 
 @pytest.mark.parametrize("job", ["enqueue", "refresh"])
 def test_backfill_jobs_wait_for_a_verdict_and_give_up_before_their_task_timeout(job):
-    from mmm_backfill.durations import parse_duration
+    from command_line.durations import parse_duration
 
     spec = LOCALS["jobs"][job]
     args = spec["args"]

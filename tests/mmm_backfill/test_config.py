@@ -80,7 +80,7 @@ def test_no_project_anywhere_off_the_emulators_is_an_error_that_says_how_to_give
 def test_cli_reports_a_missing_project_as_a_usage_error(monkeypatch, tmp_path):
     from click.testing import CliRunner
 
-    from mmm_backfill.cli import cli
+    from command_line.main import cli
     from mmm_backfill.config import EMULATOR_HOSTS
 
     for name in ("MMM_BACKFILL_PROJECT", "GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT", *EMULATOR_HOSTS):

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
+from local_stack.stack import LocalStack
+from local_stack.testing import wait_for
 from mmm_backfill.runpath import country_summary_name
-from mmm_backfill.stack import LocalStack
-from mmm_backfill.testing import wait_for
 from producer.wait_report import EXIT_DEAD_LETTERED, EXIT_TIMED_OUT
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -262,7 +262,7 @@ def test_off_a_terminal_progress_is_a_json_log_line_at_a_steady_interval(
 def test_a_stalled_wait_warns_and_finds_in_the_listing_runs_summarised_without_an_event(
     settings, storage, topology, stack, cli_env, bucket_runs
 ):
-    from mmm_backfill.seed import legacy_summary
+    from local_stack.seed import legacy_summary
 
     paths = bucket_runs(3)
     env = {

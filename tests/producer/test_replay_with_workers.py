@@ -7,10 +7,10 @@ import time
 
 import pytest
 
+from local_stack.testing import wait_for
 from mmm_backfill.bus import Bus
 from mmm_backfill.messages import SummaryRequest
 from mmm_backfill.runpath import RunPath
-from mmm_backfill.testing import wait_for
 from producer.replay import replay
 
 pytestmark = pytest.mark.integration

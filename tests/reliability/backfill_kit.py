@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mmm_backfill import testing
+from local_stack import testing
 from mmm_backfill.bus import Bus
 from mmm_backfill.config import Settings
 from mmm_backfill.messages import CompletionEvent, SummaryRequest
@@ -83,7 +83,7 @@ def backfill_figure(
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.2) -> None:
-    """``mmm_backfill.testing.wait_for``, failing with AssertionError naming ``what`` after ``timeout`` seconds."""
+    """``local_stack.testing.wait_for``, failing with AssertionError naming ``what`` after ``timeout`` seconds."""
     if not testing.wait_for(predicate, timeout, interval):
         raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 

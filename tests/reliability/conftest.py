@@ -8,7 +8,7 @@ import pytest
 from backfill_kit import EventTap, Figure, Roles, environment
 from faulty_proxy import FaultyProxy
 
-from mmm_backfill.fixtures import RunSpec, generate_runs
+from local_stack.fixtures import RunSpec, generate_runs
 
 #: Where the scenarios' figures are gathered during the session.
 FIGURES = pytest.StashKey[list[Figure]]()

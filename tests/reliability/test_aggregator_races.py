@@ -17,7 +17,7 @@ from aggregator.testing import RunningAggregator
 from mmm_backfill.messages import CompletionEvent
 from mmm_backfill.runpath import RunPath, country_summary_name
 from mmm_backfill.storage import Storage
-from worker.summary import ModelRow, RunData, build_summary
+from worker.summarize.summary import ModelRow, RunData, build_summary
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 

@@ -8,8 +8,8 @@ import pytest
 from backfill_kit import Figure, publish_requests, read_summaries, storage_through, upload_runs
 
 from mmm_backfill.runpath import RunPath
+from worker.boundary.rbridge import RSession
 from worker.handler import Handler
-from worker.rbridge import RSession
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 

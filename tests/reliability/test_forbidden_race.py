@@ -16,8 +16,8 @@ from google.api_core import exceptions as gexc
 from mmm_backfill.messages import SummaryRequest
 from mmm_backfill.runpath import RunPath
 from mmm_backfill.storage import PreconditionFailed
+from worker.boundary.rbridge import RSession
 from worker.handler import Handler
-from worker.rbridge import RSession
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 

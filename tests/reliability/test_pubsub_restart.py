@@ -29,8 +29,8 @@ from backfill_kit import (
 )
 from google.api_core import exceptions as gexc
 
+from local_stack.emulators import PubSubEmulator, free_port
 from mmm_backfill.bus import Bus
-from mmm_backfill.emulators import PubSubEmulator, free_port
 from mmm_backfill.runpath import RunPath
 from mmm_backfill.topology import setup_topology
 

@@ -19,7 +19,7 @@ from backfill_kit import (
 )
 from faulty_proxy import FaultyProxy
 
-from mmm_backfill import testing
+from local_stack import testing
 from mmm_backfill.messages import SummaryRequest
 from mmm_backfill.runpath import RunPath
 from mmm_backfill.storage import PreconditionFailed, Storage, make_client

@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
+from local_stack.testing import wait_for
 from mmm_backfill.messages import SummaryRequest
 from mmm_backfill.runpath import RunPath
-from mmm_backfill.testing import wait_for
 from worker.consumer import consume
 
 pytestmark = pytest.mark.integration
@@ -69,7 +69,7 @@ def test_consumer_fetching_ahead_from_a_backlog_summarises_every_request_and_hol
 
 
 def test_sigterm_mid_run_finishes_or_returns_the_run(settings, storage, bus, topology, emulator_env, tmp_path):
-    from mmm_backfill.fixtures import RunSpec, generate_runs
+    from local_stack.fixtures import RunSpec, generate_runs
 
     run_dir = tmp_path / "big"
     generate_runs([RunSpec(dir=str(run_dir), pad_mb=60, models=50)])

@@ -6,12 +6,12 @@ import time
 
 import pytest
 
+from local_stack.seed import upload_tree
 from mmm_backfill.bus import Bus
 from mmm_backfill.messages import CompletionEvent, SummaryRequest
 from mmm_backfill.runpath import RunPath
-from mmm_backfill.seed import upload_tree
+from worker.boundary.rbridge import RSession
 from worker.handler import Handler, remove_stale_temp_dirs
-from worker.rbridge import RSession
 
 pytestmark = pytest.mark.integration
 

@@ -5,13 +5,13 @@ import threading
 
 import pytest
 
+from local_stack.testing import wait_for
 from mmm_backfill.messages import SummaryRequest
 from mmm_backfill.runpath import RunPath
-from mmm_backfill.testing import wait_for
+from worker.boundary.rbridge import RSession
 from worker.claims import AHEAD, Claims
 from worker.handler import Handler
 from worker.prefetch import Prefetcher
-from worker.rbridge import RSession
 
 pytestmark = pytest.mark.integration
 

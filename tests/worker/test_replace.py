@@ -9,8 +9,8 @@ from mmm_backfill.messages import CompletionEvent, SummaryRequest
 from mmm_backfill.runpath import RunPath
 from mmm_backfill.storage import Storage
 from mmm_backfill.summary_state import SummaryState, summary_metadata, summary_state
+from worker.boundary.rbridge import RSession
 from worker.handler import Handler
-from worker.rbridge import RSession
 from worker.replace import PREVIOUS_GENERATION_KEY, ReplaceConflict, previous_name, swap_in
 
 pytestmark = pytest.mark.integration

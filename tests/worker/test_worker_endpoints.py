@@ -5,10 +5,10 @@ import sys
 
 import pytest
 
-from mmm_backfill.emulators import free_port
+from local_stack.emulators import free_port
+from local_stack.testing import http_get, wait_for
 from mmm_backfill.messages import SummaryRequest
 from mmm_backfill.runpath import RunPath
-from mmm_backfill.testing import http_get, wait_for
 
 pytestmark = pytest.mark.integration
 

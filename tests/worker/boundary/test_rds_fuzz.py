@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mmm_backfill.samples import sample_run_dirs
+from local_stack.samples import sample_run_dirs
 
 RUNS = sample_run_dirs()
 pytestmark = pytest.mark.skipif(not RUNS, reason="real Robyn samples not present")
@@ -27,9 +27,9 @@ SEED = 20261201
 #: announces each case before it starts. It also runs the Python reference walk, which must agree.
 CHILD = r"""
 import json, random, struct, sys, tempfile, os
-from worker.rds_file import read_serialized
-from worker.rds_stream import check_stream, check_stream_python
-from worker.extract import read_run
+from worker.boundary.rds_file import read_serialized
+from worker.boundary.rds_stream import check_stream, check_stream_python
+from worker.summarize.extract import read_run
 from mmm_backfill.errors import BackfillError
 
 path, name, cases, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
@@ -86,7 +86,7 @@ def test_mutated_real_files_are_refused_or_summarised_never_crash(name):
         [sys.executable, "-c", CHILD, str(run / name), name, str(CASES), str(SEED), str(run / "OutputCollect.RDS")],
         capture_output=True,
         timeout=600,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[3],
     )
     lines = [json.loads(line) for line in done.stdout.decode().splitlines() if line.startswith("{")]
     original = lines[0]["original"] if lines and "original" in lines[0] else None

@@ -1,6 +1,6 @@
 import pytest
 
-from mmm_backfill.durations import parse_duration
+from command_line.durations import parse_duration
 
 
 @pytest.mark.parametrize(

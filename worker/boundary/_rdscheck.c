@@ -1,4 +1,4 @@
-/* The stream check of worker/rds_stream.py in C: the same walk, about 50 times faster.
+/* The stream check of worker/boundary/rds_stream.py in C: the same walk, about 50 times faster.
  *
  * A real Robyn run holds about 250,000 items; the Python walk costs 0.3 s for them, more than
  * reading the run itself, while this one costs a few milliseconds. rds_stream.py stays the

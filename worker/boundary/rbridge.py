@@ -29,8 +29,8 @@ from typing import Any, TypeVar
 
 from mmm_backfill.config import RdsLimits
 from mmm_backfill.errors import BackfillError, InvalidText, RdsCorrupt, RdsTruncated, UnsafeObject, WrongObject
-from worker.rds_file import read_serialized
-from worker.rds_stream import check_stream
+from worker.boundary.rds_file import read_serialized
+from worker.boundary.rds_stream import check_stream
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
+from local_stack.samples import sample_run_dirs
 from mmm_backfill.runpath import run_path_from_local_dir
-from mmm_backfill.samples import sample_run_dirs
 from mmm_backfill.summary_schema import MODEL_METRICS
-from worker.extract import files_in_dir, summarize_files
+from worker.summarize.extract import files_in_dir, summarize_files
 
 RUNS = sample_run_dirs()
 pytestmark = pytest.mark.skipif(not RUNS, reason="real Robyn samples not present")

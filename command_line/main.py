@@ -54,7 +54,7 @@ def _write_json(document: Any, output: str | None) -> None:
 @click.pass_obj
 def summarize(settings: Settings, run_dir, output_collect, input_collect, country, revision, timestamp, output) -> None:
     """Build one run's model_summary.json from its local files."""
-    from worker.extract import files_in_dir, summarize_files
+    from worker.summarize.extract import files_in_dir, summarize_files
 
     try:
         if run_dir:
@@ -79,7 +79,7 @@ def summarize(settings: Settings, run_dir, output_collect, input_collect, countr
 
 def _finish(report: Any, as_json: bool, stop: Any) -> None:
     """Print the report; after SIGTERM/SIGINT say so on stderr and exit 128 + the signal."""
-    from mmm_backfill.render import render
+    from command_line.render import render
 
     render(report, as_json)
     if stop.requested:
@@ -145,12 +145,12 @@ def setup(settings: Settings, project, bucket, as_json) -> None:
 
 
 class DurationType(click.ParamType):
-    """``--timeout 5h45m``: a duration in seconds (``mmm_backfill.durations``)."""
+    """``--timeout 5h45m``: a duration in seconds (``command_line.durations``)."""
 
     name = "duration"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
-        from mmm_backfill.durations import parse_duration
+        from command_line.durations import parse_duration
 
         if isinstance(value, int | float):
             return float(value)
@@ -333,7 +333,7 @@ def replay(settings: Settings, project, bucket, limit, country, revision, dry_ru
 @click.pass_obj
 def status(settings: Settings, project, bucket, revision, country, as_json) -> None:
     """Coverage and summary states per revision and country, and the freshness of country files."""
-    from mmm_backfill.render import render
+    from command_line.render import render
     from producer.status import coverage
 
     settings = _settings(settings, project=project, bucket=bucket)
@@ -356,7 +356,7 @@ def status(settings: Settings, project, bucket, revision, country, as_json) -> N
 @click.pass_obj
 def seed(settings: Settings, project, bucket, runs, from_dir) -> None:
     """Put Robyn runs into the bucket (for local stacks and demos)."""
-    from mmm_backfill.seed import seed_generated, upload_tree
+    from local_stack.seed import seed_generated, upload_tree
 
     settings = _settings(settings, project=project, bucket=bucket)
     storage = _storage(settings)
@@ -387,8 +387,8 @@ def seed(settings: Settings, project, bucket, runs, from_dir) -> None:
 @click.pass_obj
 def demo(settings: Settings, runs, seed_from, workers, keep, refresh, as_json) -> None:
     """Run a whole backfill on local emulators and print coverage (the README's first command)."""
-    from mmm_backfill.demo import run_demo
-    from mmm_backfill.render import render
+    from command_line.render import render
+    from local_stack.demo import run_demo
 
     settings = settings.replace(
         project="mmm-demo",

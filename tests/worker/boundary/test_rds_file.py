@@ -6,7 +6,7 @@ import pytest
 
 from mmm_backfill.config import RdsLimits
 from mmm_backfill.errors import NotRds, RdsCorrupt, RdsTooLarge, RdsTruncated
-from worker.rds_file import read_serialized
+from worker.boundary.rds_file import read_serialized
 
 STREAM = b"X\n\x00\x00\x00\x03\x00\x04\x02\x02\x00\x03\x05\x00" + b"\x00" * 64
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import xdr_writer as x
 
+from local_stack.samples import sample_run_dirs
 from mmm_backfill import errors
 from mmm_backfill.config import RdsLimits
-from mmm_backfill.samples import sample_run_dirs
-from worker.rds_file import read_serialized
-from worker.rds_stream import check_stream, check_stream_python
+from worker.boundary.rds_file import read_serialized
+from worker.boundary.rds_stream import check_stream, check_stream_python
 
 CHECKS = pytest.mark.parametrize("check", [check_stream, check_stream_python], ids=["c", "python"])
 #: The reference's recursion is Python's: keep its deep cases within what a test thread can hold.

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from mmm_backfill import errors
-from worker.extract import read_run
+from worker.summarize.extract import read_run
 
 #: R expression run by every hostile object if it is ever evaluated.
 TRAP = 'file.create("{canary}")'

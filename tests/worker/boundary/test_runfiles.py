@@ -1,7 +1,7 @@
 import pytest
 
 from mmm_backfill.errors import InvalidRunFile
-from worker.runfiles import parse_best_model_id, parse_timings
+from worker.boundary.runfiles import parse_best_model_id, parse_timings
 
 
 def test_best_model_file_gives_id_and_training_minutes():

@@ -18,12 +18,12 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from local_stack.fixtures import generate_runs
+from local_stack.seed import place_legacy_summaries, plan_runs
+from local_stack.stack import LocalStack
 from mmm_backfill.bus import Bus
 from mmm_backfill.config import Settings
-from mmm_backfill.fixtures import generate_runs
 from mmm_backfill.runpath import RUN_SUMMARY_NAME
-from mmm_backfill.seed import place_legacy_summaries, plan_runs
-from mmm_backfill.stack import LocalStack
 from mmm_backfill.storage import Storage
 from mmm_backfill.summary_state import SummaryState, summary_state
 from mmm_backfill.topology import setup_topology

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from mmm_backfill.fixtures import RunSpec, generate_runs
+from local_stack.fixtures import RunSpec, generate_runs
 from mmm_backfill.runpath import OUTPUT_COLLECT, RUN_SUMMARY_NAME, RUNS_ROOT
 from mmm_backfill.storage import Storage
 

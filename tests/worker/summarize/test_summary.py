@@ -6,7 +6,7 @@ import pytest
 
 from mmm_backfill.errors import EmptyModels
 from mmm_backfill.runpath import RunPath
-from worker.summary import ModelRow, RunData, build_summary, clean_number
+from worker.summarize.summary import ModelRow, RunData, build_summary, clean_number
 
 RUN = RunPath("r1", "de", "t1")
 NOW = dt.datetime(2026, 11, 29, 12, 0, 5, tzinfo=dt.UTC)

@@ -13,7 +13,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from mmm_backfill.errors import AltrepRefused, AltrepTooLong, RdsCorrupt, RdsTooDeep
-from worker.rds_stream import (
+from worker.boundary.rds_stream import (
     _ELEMENT_BYTES,
     _HAS_ATTR,
     _HAS_TAG,
@@ -33,7 +33,7 @@ from worker.rds_stream import (
 )
 
 if TYPE_CHECKING:
-    from worker.rds_stream import _Walker
+    from worker.boundary.rds_stream import _Walker
 
 _DOUBLES = struct.Struct(">3d")
 #: Largest and smallest values of an R integer (NA is -2**31).

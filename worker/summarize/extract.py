@@ -11,10 +11,10 @@ from typing import Any
 from mmm_backfill.config import RdsLimits
 from mmm_backfill.errors import MissingRunFile
 from mmm_backfill.runpath import BEST_MODEL_ID, INPUT_COLLECT, OUTPUT_COLLECT, TIMINGS, RunPath
-from worker import robyn
-from worker.rbridge import RSession
-from worker.runfiles import parse_best_model_id, parse_timings
-from worker.summary import RunData, build_summary
+from worker.boundary.rbridge import RSession
+from worker.boundary.runfiles import parse_best_model_id, parse_timings
+from worker.summarize import robyn
+from worker.summarize.summary import RunData, build_summary
 
 
 def _read_text(path: str, max_bytes: int) -> bytes:

@@ -117,7 +117,7 @@ def check_stream(
     data: bytes | bytearray | memoryview, limits: RdsLimits = RdsLimits(), label: str = "RDS"
 ) -> StreamReport:
     """Walk the whole serialization stream ``data`` (in C); raise a named RdsError on anything refused."""
-    from worker import _rdscheck
+    from worker.boundary import _rdscheck
 
     result = _rdscheck.check(data, limits.max_depth, limits.max_string_bytes, limits.max_altrep_length)
     if result[0] != "ok":
@@ -240,7 +240,7 @@ class _Walker:
             report.memory_bytes += NODE_BYTES
             return entry
         if kind == ALTREP_SXP:
-            from worker.rds_records import read_altrep
+            from worker.boundary.rds_records import read_altrep
 
             return read_altrep(self, depth)
         length = self.payload(kind, depth)
@@ -285,7 +285,7 @@ class _Walker:
             self.report.memory_bytes += NODE_BYTES + 8 * n
             return n
         if kind == BCODESXP:
-            from worker.rds_records import read_bytecode
+            from worker.boundary.rds_records import read_bytecode
 
             read_bytecode(self, depth)
             return 1

@@ -18,8 +18,8 @@ from mmm_backfill.summary_schema import (
     MAX_MODEL_ID_CHARS,
     MODEL_METRICS,
 )
-from worker.rbridge import RObject
-from worker.summary import ModelRow
+from worker.boundary.rbridge import RObject
+from worker.summarize.summary import ModelRow
 
 #: Column naming each model.
 ID_COLUMN = "solID"

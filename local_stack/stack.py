@@ -10,8 +10,8 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
+from local_stack.emulators import FakeGcs, PubSubEmulator
 from mmm_backfill.config import Settings
-from mmm_backfill.emulators import FakeGcs, PubSubEmulator
 
 
 @dataclass

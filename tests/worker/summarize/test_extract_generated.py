@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from mmm_backfill.runpath import run_path_from_local_dir
-from worker.extract import files_in_dir, summarize_files
+from worker.summarize.extract import files_in_dir, summarize_files
 
 
 @pytest.fixture(scope="module")
