@@ -23,7 +23,7 @@ from bench import report
 from bench.data import default_cache_dir, lay_out_runs, template_runs, template_summary
 from bench.env import ensure_r_packages, machine, make_workdir, rscript, start_gcs, start_pubsub
 
-SECTIONS = ("baseline", "floor", "pool", "producer", "aggregator", "refresh", "check", "wait", "latency")
+SECTIONS = ("baseline", "floor", "pool", "producer", "aggregator", "refresh", "check", "wait", "latency", "drain")
 QUICK = {
     "repeats": 1,
     "runs": 4,
@@ -68,7 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--producer-repeats", type=int, help="bare/dry-run pairs; the fastest of each counts")
     p.add_argument("--publish", type=int, help="publish at most this many requests (0: skip; default 100000)")
-    p.add_argument("--events", type=int, help="completion events for the aggregator (default 1000)")
+    p.add_argument("--events", type=int, help="completion events for the aggregator and its restart (default 1000)")
     p.add_argument("--refresh-scan-runs", type=int, help="mixed-state runs for the refresh scan (default 100000)")
     p.add_argument("--refresh-runs", type=int, help="runs created and refreshed for the per-run cost (default 8)")
     p.add_argument("--wait-runs", type=int, help="runs whose completion `enqueue --wait` follows (default 10000)")
@@ -163,6 +163,10 @@ class Bench:
                 from bench import wait
 
                 r["wait"] = self.step("wait", wait.measure, workdir, a.wait_runs)
+            if "drain" in a.sections:
+                from bench import drain
+
+                r["drain"] = self.step("drain", drain.measure, workdir, a.events)
             if "latency" in a.sections:
                 from bench.latency import Latency
 

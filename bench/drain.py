@@ -2,17 +2,15 @@
 
 An aggregator runs (one event applied, so it is consuming), stops, the events are published,
 and a new aggregator starts; the clock runs from that start until every event is applied and the
-country file lists every run. Production settings (coalescing window, retry policy). Run with
-``python -m bench.drain [--events N] [--json]``.
+country file lists every run. Production settings (coalescing window, retry policy). The section
+``drain`` of ``python -m bench`` (``--events N``, 1,000 by default).
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -110,15 +108,3 @@ def measure(workdir: Path, events: int) -> dict:
         "country_file_runs": runs,
         "complete": complete and runs == events + 1,
     }
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=1000)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="mmm-bench-drain-") as workdir:
-        print(json.dumps(measure(Path(workdir), args.events), indent=2))
-
-
-if __name__ == "__main__":
-    main()

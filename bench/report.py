@@ -280,6 +280,13 @@ def rows(r: dict) -> list[tuple[str, str, Any]]:
             ("aggregator", "storage calls", a["storage_calls"]),
             ("aggregator", "runs in country file", a["country_file_runs"]),
         ]
+    d = r.get("drain")
+    if d:
+        out += [
+            ("aggregator restart", f"seconds to drain {d['events']:,} waiting events", d["drain_seconds"]),
+            ("aggregator restart", "seconds to the first event applied", d["first_event_seconds"]),
+            ("aggregator restart", "every event applied, country file complete", d["complete"]),
+        ]
     for run in (r.get("check") or {}).get("runs", []):
         check, read = run["check_seconds"] * 1000, run["read_seconds"] * 1000
         value = f"{check:.1f} ms of {read:.0f} ms ({run['ratio'] * 100:.1f} %)"
