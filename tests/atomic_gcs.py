@@ -16,11 +16,10 @@ import json
 import re
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
-#: Hop-by-hop headers, never relayed.
-_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "host"}
-_MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+from loopback_relay import HOP, MUTATING, LoopbackRelay, reply
+
 _COPY = re.compile(r"/storage/v1/b/([^/]+)/o/([^/]+)/(?:rewriteTo|copyTo)/b/([^/]+)/o/([^/?]+)")
 #: Cloud Storage's answer to a request whose precondition does not hold.
 PRECONDITION_FAILED = {
@@ -28,30 +27,13 @@ PRECONDITION_FAILED = {
 }
 
 
-class AtomicGcs:
+class AtomicGcs(LoopbackRelay):
     """Relay ``url`` to ``upstream`` (fake-gcs-server's base URL); ``copies_refused`` counts 412s it gave."""
 
     def __init__(self, upstream: str) -> None:
-        parsed = urllib.parse.urlsplit(upstream)
-        self.upstream = (parsed.hostname or "127.0.0.1", parsed.port or 80)
         self.mutation = threading.Lock()
         self.copies_refused = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="atomic-gcs", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> AtomicGcs:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        super().__init__(upstream, _handler_for(self), "atomic-gcs")
 
     def send(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, list, bytes]:
         conn = http.client.HTTPConnection(*self.upstream, timeout=60)
@@ -87,8 +69,8 @@ def _handler_for(relay: AtomicGcs) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:  # noqa: N802 - library names
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
-            if self.command not in _MUTATING:
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
+            if self.command not in MUTATING:
                 self._reply(*relay.send(self.command, self.path, headers, body))
                 return
             with relay.mutation:
@@ -101,13 +83,6 @@ def _handler_for(relay: AtomicGcs) -> type[BaseHTTPRequestHandler]:
         do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_GET
 
         def _reply(self, status: int, headers: list, body: bytes) -> None:
-            self.send_response(status)
-            for key, value in headers:
-                if key.lower() not in _HOP and key.lower() != "content-length":
-                    self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
+            reply(self, status, headers, body)
 
     return Relay

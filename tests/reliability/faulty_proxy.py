@@ -26,7 +26,9 @@ import time
 import urllib.parse
 from collections import Counter
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from loopback_relay import HOP, MUTATING, LoopbackRelay, reply
 
 #: The kinds of fault, drawn with equal chance when a request is picked to fail.
 FAULTS = ("status_503", "status_429", "reset_before", "reset_after", "slow")
@@ -36,9 +38,6 @@ SLOW_SECONDS = (0.2, 1.2)
 CHUNK = 64 * 1024
 #: Seconds the proxy waits for fake-gcs-server on one request.
 UPSTREAM_TIMEOUT = 60
-#: Hop-by-hop headers, never relayed.
-_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "host"}
-_MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 #: Cloud Storage's answer to a write the caller may not make because it would need to delete.
 FORBIDDEN_DELETE = {
     "error": {
@@ -61,7 +60,7 @@ class Write:
     generation: int | None
 
 
-class FaultyProxy:
+class FaultyProxy(LoopbackRelay):
     """Relay ``127.0.0.1:<port>`` to ``upstream``, failing about ``fault_rate`` of the requests.
 
     upstream: base URL of fake-gcs-server, e.g. ``http://127.0.0.1:4443``.
@@ -73,8 +72,6 @@ class FaultyProxy:
     def __init__(
         self, upstream: str, fault_rate: float = 0.0, seed: int = 0, forbid_lost_creates: bool = False
     ) -> None:
-        parsed = urllib.parse.urlsplit(upstream)
-        self.upstream = (parsed.hostname or "127.0.0.1", parsed.port or 80)
         self.fault_rate = fault_rate
         self.forbid_lost_creates = forbid_lost_creates
         self._rng = random.Random(seed)
@@ -82,28 +79,7 @@ class FaultyProxy:
         self.requests = 0
         self.faults: Counter[str] = Counter()
         self.journal: list[Write] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="faulty-proxy", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> FaultyProxy:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
-
-    def __enter__(self) -> FaultyProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(upstream, _handler_for(self), "faulty-proxy")
 
     def draw(self) -> tuple[str | None, float]:
         """The fault for the next request (None: relay it) and the delay of a slow one."""
@@ -151,14 +127,14 @@ def _handler_for(proxy: FaultyProxy) -> type[BaseHTTPRequestHandler]:
             if answer is None:
                 return  # the client went away mid-body; the server saw a truncated request
             status, headers, body = answer
-            if self.command in _MUTATING:
+            if self.command in MUTATING:
                 proxy.record(_write_of(self.command, self.path, status, body))
             if fault == "reset_after":
                 self._reset()
                 return
             if fault == "slow":
                 time.sleep(delay)
-            if status == 412 and self.command in _MUTATING and proxy.forbid_lost_creates:
+            if status == 412 and self.command in MUTATING and proxy.forbid_lost_creates:
                 proxy.faults["forbidden_delete"] += 1
                 status, body, headers = 403, json.dumps(FORBIDDEN_DELETE).encode(), {"Content-Type": "application/json"}
             self._reply(status, body, headers)
@@ -168,7 +144,7 @@ def _handler_for(proxy: FaultyProxy) -> type[BaseHTTPRequestHandler]:
             try:
                 conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
                 for key, value in self.headers.items():
-                    if key.lower() not in _HOP:
+                    if key.lower() not in HOP:
                         conn.putheader(key, value)
                 conn.putheader("Host", f"{proxy.upstream[0]}:{proxy.upstream[1]}")
                 conn.endheaders()
@@ -186,14 +162,7 @@ def _handler_for(proxy: FaultyProxy) -> type[BaseHTTPRequestHandler]:
                 conn.close()
 
         def _reply(self, status: int, body: bytes, headers: list[tuple[str, str]] | dict) -> None:
-            self.send_response(status)
-            for key, value in headers if isinstance(headers, list) else headers.items():
-                if key.lower() not in _HOP and key.lower() != "content-length":
-                    self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
+            reply(self, status, headers if isinstance(headers, list) else headers.items(), body)
 
         def _reset(self) -> None:
             """Close with a TCP RST (linger 0), not a polite FIN."""
