@@ -4,8 +4,8 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-#: Packages that run in production; tests, the benchmark and the storage module itself are not among them.
-PACKAGES = ("aggregator", "worker", "producer", "mmm_backfill")
+#: The project's packages; tests, the benchmark and the storage module itself are not among them.
+PACKAGES = ("aggregator", "worker", "producer", "mmm_backfill", "command_line", "local_stack")
 #: Storage methods that download without a limit: for objects this project wrote, in tests and tools.
 UNBOUNDED = {"read", "download"}
 
