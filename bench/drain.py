@@ -2,7 +2,8 @@
 
 An aggregator runs (one event applied, so it is consuming), stops, the events are published,
 and a new aggregator starts; the clock runs from that start until every event is applied and the
-country file lists every run. Production settings (coalescing window, retry policy). The section
+country file lists every run. Production settings (coalescing window, retry policy), on the
+benchmark's Pub/Sub emulator (a project of its own) and a fake-gcs-server of its own. The section
 ``drain`` of ``python -m bench`` (``--events N``, 1,000 by default).
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import time
 import uuid
 from pathlib import Path
@@ -19,7 +19,7 @@ from prometheus_client import REGISTRY
 
 from aggregator.testing import RunningAggregator
 from bench.data import lay_out_aggregator
-from bench.env import start_gcs, start_pubsub, storage_host
+from bench.env import start_gcs, storage_host
 from mmm_backfill.bus import Bus
 from mmm_backfill.config import Settings
 from mmm_backfill.messages import CompletionEvent, utc_now
@@ -65,10 +65,8 @@ def _wait(predicate, timeout: float) -> bool:  # noqa: ANN001
 
 def measure(workdir: Path, events: int) -> dict:
     bucket = f"bench-drain-{uuid.uuid4().hex[:8]}"
-    paths = lay_out_aggregator(workdir / "data" / bucket, events + 1, COUNTRY, _summary())
-    pubsub = start_pubsub(workdir)
-    server = start_gcs(workdir, "gcs", workdir / "data")
-    os.environ["PUBSUB_EMULATOR_HOST"] = pubsub.host
+    paths = lay_out_aggregator(workdir / "drain-data" / bucket, events + 1, COUNTRY, _summary())
+    server = start_gcs(workdir, "drain-gcs", workdir / "drain-data")
     settings = Settings(project=bucket, bucket=bucket)
     try:
         with storage_host(server.url):
@@ -98,7 +96,6 @@ def measure(workdir: Path, events: int) -> dict:
             bus.close()
     finally:
         server.stop()
-        pubsub.stop()
     return {
         "events": events,
         "warm_up_applied": warm,

@@ -109,6 +109,12 @@ def test_wait_follows_every_run_and_reports_its_requests_beside_a_listing(quick)
     assert wait["ratio_to_bare_listing"] > 0
 
 
+def test_drain_applies_every_event_that_waited_for_a_restarted_aggregator(quick):
+    drain = quick["drain"]
+    assert drain["complete"] is True
+    assert drain["events_applied"] == drain["events"] == 100 and drain["country_file_runs"] == 101
+
+
 def test_latency_measures_each_path_at_loopback_and_shaped(quick):
     latency = quick["latency"]
     assert set(latency["per_process"]) == {"samples", "generated"}
