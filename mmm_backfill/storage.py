@@ -239,11 +239,11 @@ class Storage:
         Raises NotFound when that version is gone.
         """
         refuse_listed(obj, max_bytes)
-        if not self.download_sliced(obj.name, path, obj.generation, slices, max_bytes):
+        if not self._download_sliced(obj.name, path, obj.generation, slices, max_bytes):
             self.download(obj.name, path, obj.generation, max_bytes)
 
     @transient_retry
-    def download_sliced(self, name: str, path: str, generation: int, slices: int, max_bytes: int) -> bool:
+    def _download_sliced(self, name: str, path: str, generation: int, slices: int, max_bytes: int) -> bool:
         """Write version ``generation`` of ``name`` to ``path`` in ``slices`` ranged reads at once.
 
         Every slice reads the same version (a newer one meanwhile fails the read, which is retried

@@ -123,28 +123,29 @@ class RunFetcher:
         fetched.files = {name: os.path.join(fetched.folder, name) for name, _ in present}
         streams = max(1, self.settings.fetch_streams)
         with ThreadPoolExecutor(streams) as pool:
-            jobs = [pool.submit(self._download_one, info, fetched.files[name]) for name, info in present]
+            jobs = [pool.submit(self._download_one, name, info, fetched.files[name]) for name, info in present]
             for job in jobs:
                 job.result()
         metrics.RDS_BYTES.inc(sum(info.size for name, info in present if name in RDS_FILES))
 
-    def _download_one(self, info: ObjectInfo, path: str) -> None:
+    def _download_one(self, name: str, info: ObjectInfo, path: str) -> None:
         """The listed version, bounded by its kind's limit; a large one in slices when there are streams to spare."""
-        streams, slice_bytes, limit = self.settings.fetch_streams, self.settings.slice_bytes, self._max_bytes(info.name)
+        streams, slice_bytes = self.settings.fetch_streams, self.settings.slice_bytes
         if streams > 1 and 0 < slice_bytes < info.size:
-            self.storage.download_object_sliced(info, path, limit, streams)
+            self.storage.download_object_sliced(info, path, self._max_bytes(name), streams)
         else:
-            self.storage.download_object(info, path, limit)
+            self.storage.download_object(info, path, self._max_bytes(name))
 
     def _max_bytes(self, name: str) -> int:
-        rds = name.rsplit("/", 1)[-1] in RDS_FILES
-        return self.settings.max_rds_bytes if rds else self.settings.max_run_text_bytes
+        """The limit of a run file named ``name`` (its name in the run's folder)."""
+        return self.settings.max_rds_bytes if name in RDS_FILES else self.settings.max_run_text_bytes
 
     def _check_size(self, name: str, info: ObjectInfo) -> None:
         """Refused from the listing, before any byte is downloaded."""
-        if info.size > self._max_bytes(name):
+        limit = self._max_bytes(name)
+        if info.size > limit:
             error = RdsTooLarge if name in RDS_FILES else InvalidRunFile
-            raise error(f"{name}: {info.size} bytes, over the limit of {self._max_bytes(name)}")
+            raise error(f"{name}: {info.size} bytes, over the limit of {limit}")
 
 
 def _done(found: int | ObjectInfo | None) -> tuple[str, int] | None:
