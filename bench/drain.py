@@ -20,6 +20,7 @@ from prometheus_client import REGISTRY
 from aggregator.testing import RunningAggregator
 from bench.data import lay_out_aggregator
 from bench.env import start_gcs, storage_host
+from local_stack.testing import wait_for
 from mmm_backfill.bus import Bus
 from mmm_backfill.config import Settings
 from mmm_backfill.messages import CompletionEvent, utc_now
@@ -31,6 +32,8 @@ from worker.summarize.summary import ModelRow, RunData, build_summary
 COUNTRY = "de"
 #: Seconds to wait for the drain before reporting it incomplete.
 DRAIN_TIMEOUT = 600.0
+#: How often the drain is checked: the clock's resolution.
+POLL_SECONDS = 0.05
 
 
 def applied() -> float:
@@ -54,15 +57,6 @@ def _events(settings: Settings, paths: list[str]) -> list[tuple[bytes, dict[str,
     return events
 
 
-def _wait(predicate, timeout: float) -> bool:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def measure(workdir: Path, events: int) -> dict:
     bucket = f"bench-drain-{uuid.uuid4().hex[:8]}"
     paths = lay_out_aggregator(workdir / "drain-data" / bucket, events + 1, COUNTRY, _summary())
@@ -75,7 +69,7 @@ def measure(workdir: Path, events: int) -> dict:
             first = RunningAggregator(settings)
             before = applied()
             bus.publish_many(settings.event_topic, _events(settings, paths[:1]))
-            warm = _wait(lambda: applied() - before >= 1, DRAIN_TIMEOUT)
+            warm = bool(wait_for(lambda: applied() - before >= 1, DRAIN_TIMEOUT, POLL_SECONDS))
             first.stop()
             bus.publish_many(settings.event_topic, _events(settings, paths[1:]))
             before, started = applied(), time.perf_counter()
@@ -88,7 +82,7 @@ def measure(workdir: Path, events: int) -> dict:
                     firsts["first_event_seconds"] = time.perf_counter() - started
                 return done >= events
 
-            complete = _wait(progress, DRAIN_TIMEOUT)
+            complete = bool(wait_for(progress, DRAIN_TIMEOUT, POLL_SECONDS))
             seconds = time.perf_counter() - started
             second.stop()
             found = Storage(settings.project, settings.bucket).read(country_summary_name(COUNTRY))
